@@ -1,0 +1,21 @@
+# The agentmill server image: `agentmill api`, `agentmill migrate` (and later the worker).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+WORKDIR /app
+
+COPY requirements.lock pyproject.toml README.md ./
+COPY core ./core
+COPY agents ./agents
+COPY memory ./memory
+COPY inference ./inference
+COPY api ./api
+# Runtime dependencies only, at the exact versions of requirements.lock.
+RUN pip install -c requirements.lock . && useradd --create-home agentmill
+USER agentmill
+
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"
+CMD ["agentmill", "api", "--host", "0.0.0.0", "--port", "8000"]

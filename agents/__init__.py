@@ -1,0 +1,1 @@
+"""Agents: specs, the step loop, tools, the Celery app and tasks, run state and events."""

@@ -1,0 +1,96 @@
+"""The `agentmill` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from core.config import Settings, load_settings
+from core.errors import AgentmillError, ConfigError
+from core.log import configure_logging
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentmill", description="Self-hostable agent runtime.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start everything: database, migrations, API")
+    api = commands.add_parser("api", help="serve the REST API only (database must be migrated)")
+    for command in (up, api):
+        command.add_argument("--host", help="address to bind (default AGENTMILL_API_HOST)")
+        command.add_argument("--port", type=_port, help="port to bind (default AGENTMILL_API_PORT)")
+
+    commands.add_parser("migrate", help="bring the database schema up to date")
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
+    create = keys.add_parser("create", help="create a key (and its tenant if new); print it")
+    create.add_argument("--tenant", required=True, help="tenant name")
+    create.add_argument("--name", help="a label for the key")
+    revoke = keys.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key", help="the key id (as `keys list` shows it) or the whole key")
+    listing = keys.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--tenant", help="only this tenant's keys")
+    return parser
+
+
+def _with_address(settings: Settings, args: argparse.Namespace) -> Settings:
+    update: dict[str, object] = {}
+    if args.host is not None:
+        update["api_host"] = args.host
+    if args.port is not None:
+        update["api_port"] = args.port
+    return settings.model_copy(update=update)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported per command so `agentmill keys ...` does not pay for FastAPI and uvicorn.
+    if args.command == "up":
+        from api.runtime import up
+
+        return up(_with_address(settings, args))
+    if args.command == "api":
+        from api.serve import serve
+
+        return serve(_with_address(settings, args))
+    if args.command == "migrate":
+        from api.admin import run_migrate
+
+        return run_migrate(settings)
+    from api import admin
+
+    if args.keys_command == "create":
+        return admin.create_key(settings, args.tenant, args.name)
+    if args.keys_command == "revoke":
+        return admin.revoke_key(settings, args.key)
+    return admin.list_keys(settings, args.tenant)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `agentmill` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"agentmill: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        return _run(args, settings)
+    except AgentmillError as exc:
+        print(f"agentmill: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared foundation: settings, database, embedded Postgres, migrations, tenants, errors."""

