@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from api import errors
-from api.limits import BodySizeLimit
 from api.routes import health, me
 from core.config import Settings
+from core.web import errors
+from core.web.limits import BodySizeLimit
 
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from core.config import Settings, load_settings
 from core.errors import AgentmillError, ConfigError
@@ -26,6 +27,17 @@ def _parser() -> argparse.ArgumentParser:
     for command in (up, api):
         command.add_argument("--host", help="address to bind (default AGENTMILL_API_HOST)")
         command.add_argument("--port", type=_port, help="port to bind (default AGENTMILL_API_PORT)")
+
+    inference = commands.add_parser(
+        "inference", help="serve the OpenAI-compatible inference server (chat + embeddings)"
+    )
+    inference.add_argument("--host", help="address to bind (default AGENTMILL_INFERENCE_HOST)")
+    inference.add_argument("--port", type=_port, help="port (default AGENTMILL_INFERENCE_PORT)")
+    inference.add_argument("--engine", choices=["llama", "transformers"], help="engine to run")
+    inference.add_argument("--model", type=Path, help="GGUF file or HF model directory")
+    inference.add_argument(
+        "--dummy-weights", action="store_true", help="transformers: random weights (benchmarks)"
+    )
 
     commands.add_parser("migrate", help="bring the database schema up to date")
 
@@ -51,6 +63,21 @@ def _with_address(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.model_copy(update=update)
 
 
+def _inference_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    update: dict[str, object] = {}
+    for flag, name in (
+        ("host", "inference_host"),
+        ("port", "inference_port"),
+        ("engine", "inference_engine"),
+        ("model", "inference_model"),
+    ):
+        if getattr(args, flag) is not None:
+            update[name] = getattr(args, flag)
+    if args.dummy_weights:
+        update["inference_dummy_weights"] = True
+    return settings.model_copy(update=update)
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     # Imported per command so `agentmill keys ...` does not pay for FastAPI and uvicorn.
     if args.command == "up":
@@ -61,6 +88,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from api.serve import serve
 
         return serve(_with_address(settings, args))
+    if args.command == "inference":
+        from inference.main import serve as serve_inference
+
+        return serve_inference(_inference_settings(settings, args))
     if args.command == "migrate":
         from api.admin import run_migrate
 

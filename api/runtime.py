@@ -77,6 +77,8 @@ def _announce_key(token: str, settings: Settings) -> None:
 def up(settings: Settings) -> int:
     """Run the whole runtime until SIGINT/SIGTERM or a child dies; return the exit status."""
     check_port_free(settings.api_host, settings.api_port)
+    if settings.inference_url is None:
+        check_port_free(settings.inference_host, settings.inference_port)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -104,13 +106,23 @@ def up(settings: Settings) -> int:
             _announce_key(token, settings)
 
         env = {**os.environ, "AGENTMILL_DATABASE_URL": url, "AGENTMILL_HOME": str(settings.home)}
-        api_argv = [sys.executable, "-m", "api.cli", "api"]
-        api_argv += ["--host", settings.api_host, "--port", str(settings.api_port)]
+        cli = [sys.executable, "-m", "api.cli"]
+        if settings.inference_url is None:  # no external server configured: run ours
+            inference_argv = [*cli, "inference", "--host", settings.inference_host]
+            inference_argv += ["--port", str(settings.inference_port)]
+            children.append(spawn("inference", inference_argv, env))
+            inference_base = _local_url(settings.inference_host, settings.inference_port)
+            _wait_ready(children[-1], inference_base + "/healthz", stopping)
+        api_argv = [*cli, "api", "--host", settings.api_host, "--port", str(settings.api_port)]
         children.append(spawn("api", api_argv, env))
         base = _local_url(settings.api_host, settings.api_port)
-        _wait_ready(children[0], base + "/readyz", stopping)
+        _wait_ready(children[-1], base + "/readyz", stopping)
         if not stopping.is_set():
-            print(f"agentmill is up: {base} (data in {settings.home}); Ctrl-C stops it", flush=True)
+            print(
+                f"agentmill is up: {base} (inference: {settings.local_inference_url}, "
+                f"data in {settings.home}); Ctrl-C stops it",
+                flush=True,
+            )
         return _supervise(children, stopping)
     finally:
         stop_all(children)

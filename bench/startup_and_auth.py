@@ -14,15 +14,12 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from api.app import create_app
 from core import migrate
@@ -30,13 +27,7 @@ from core.config import Settings
 from core.db import create_db_engine, transaction
 from core.embedded_pg import EmbeddedPostgres
 from core.tenants import create_key, ensure_tenant
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from core.web.threaded import serve_in_thread
 
 
 def _latencies_ms(client: httpx.Client, path: str, n: int, headers: dict[str, str]) -> list[float]:
@@ -81,22 +72,13 @@ def main() -> None:
     with transaction(engine) as session:
         tenant_id, _ = ensure_tenant(session, "bench")
         key = create_key(session, tenant_id)
-    port = _free_port()
     app = create_app(Settings(home=home, database_url=url), engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    bearer = {"Authorization": f"Bearer {key}"}
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        with serve_in_thread(app) as base, httpx.Client(base_url=base) as client:
             health = _latencies_ms(client, "/healthz", args.requests, {})
-            auth = _latencies_ms(
-                client, "/v1/me", args.requests, {"Authorization": f"Bearer {key}"}
-            )
+            auth = _latencies_ms(client, "/v1/me", args.requests, bearer)
     finally:
-        server.should_exit = True
-        thread.join()
         pg.stop()
 
     result = {

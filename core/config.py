@@ -6,13 +6,35 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "sqla+postgresql+psycopg")
+
+
+class ModelRoute(BaseModel):
+    """One router alias: a litellm model string and how to reach it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="litellm model string, e.g. openai/gpt-4o-mini.")
+    api_base: str | None = None
+    api_key: SecretStr | None = None
+    fallbacks: tuple[str, ...] = Field(default=(), description="Aliases tried when this fails.")
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
 
 
 def _default_home() -> Path:
@@ -52,6 +74,45 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    inference_host: str = Field(
+        default="127.0.0.1", description="Where the inference server binds."
+    )
+    inference_port: int = Field(default=8001, ge=1, le=65535, description="Its port.")
+    inference_engine: Literal["llama", "transformers"] = Field(
+        default="llama", description="llama: GGUF on llama.cpp (CPU); transformers: HF model (GPU)."
+    )
+    inference_model: Path | None = Field(
+        default=None,
+        description="GGUF file (llama) or HF model directory (transformers); unset = bundled "
+        "SmolLM2-135M-Instruct.",
+    )
+    inference_dummy_weights: bool = Field(
+        default=False,
+        description="transformers: random weights of the model's config (benchmarks).",
+    )
+    inference_slots: int = Field(
+        default=4, ge=1, le=256, description="Requests decoded together (llama.cpp sequences)."
+    )
+    inference_context: int = Field(
+        default=4096, ge=256, description="Context window per request, in tokens."
+    )
+    inference_threads: int | None = Field(
+        default=None, ge=1, description="CPU threads for llama.cpp; unset = all cores but one."
+    )
+    inference_max_waiting: int = Field(
+        default=64, ge=1, description="Requests allowed to wait for a slot; more get 429."
+    )
+    inference_url: str | None = Field(
+        default=None,
+        description="Base URL (…/v1) of the server behind the `local` model alias; unset = "
+        "this installation's own inference server.",
+    )
+    models: dict[str, ModelRoute] = Field(
+        default_factory=dict,
+        description="Extra model aliases for the router, as JSON: "
+        '{"alias": {"model": "openai/gpt-4o-mini", "api_key": "..."}}.',
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
@@ -88,6 +149,14 @@ class Settings(BaseSettings):
                 "Postgres is a development default"
             )
         return self
+
+    @cached_property
+    def local_inference_url(self) -> str:
+        """Base URL of the server behind the `local` alias."""
+        if self.inference_url:
+            return self.inference_url.rstrip("/")
+        host = "127.0.0.1" if self.inference_host in ("0.0.0.0", "::") else self.inference_host  # noqa: S104
+        return f"http://{host}:{self.inference_port}/v1"
 
     @cached_property
     def pg_dir(self) -> Path:

@@ -50,6 +50,14 @@ class AuthenticationError(UserError):
     """The request carries no usable API key."""
 
 
+class TooManyRequests(AgentmillError):
+    """A bounded queue or a rate limit is full; the caller should retry after a pause."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class DatabaseUnavailable(AgentmillError):
     """The database did not answer."""
 

@@ -32,6 +32,7 @@ def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMILL_")}
     env.pop("DATABASE_URL", None)
     env["AGENTMILL_HOME"] = str(home)
+    env["AGENTMILL_INFERENCE_PORT"] = str(_free_port())
     return env
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import agentmill
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from api.app import create_app
 from core.config import Settings
+from core.web.threaded import free_port, serve_in_thread
 
 
 def test_public_surface() -> None:
@@ -28,21 +25,8 @@ def test_public_surface() -> None:
 
 @pytest.fixture
 def base_url(settings: Settings, engine: Engine) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(create_app(settings, engine)) as url:
+        yield url
 
 
 def test_me_health_and_errors(base_url: str, api_key: str) -> None:
@@ -61,9 +45,6 @@ def test_me_health_and_errors(base_url: str, api_key: str) -> None:
 
 
 def test_unreachable_server_is_not_healthy() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with agentmill.Client(base_url=f"http://127.0.0.1:{port}", timeout_s=2) as client:
+    with agentmill.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout_s=2) as client:
         assert not client.healthy()
         assert not client.ready()

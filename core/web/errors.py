@@ -17,6 +17,7 @@ from core.errors import (
     Conflict,
     DatabaseUnavailable,
     NotFound,
+    TooManyRequests,
     UserError,
 )
 
@@ -107,6 +108,12 @@ async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "database unavailable, try again shortly")
 
 
+async def _on_too_many(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TooManyRequests)
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return error_response(429, str(exc), headers=headers)
+
+
 async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal server error")
@@ -117,6 +124,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UserError, _on_user_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(TooManyRequests, _on_too_many)
     app.add_exception_handler(DatabaseUnavailable, _on_database_down)
     app.add_exception_handler(OperationalError, _on_database_down)
     app.add_exception_handler(Exception, _on_unhandled)

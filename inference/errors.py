@@ -1,0 +1,47 @@
+"""Errors of the inference layer.
+
+AgentmillError
+ ├── TooManyRequests ── Overloaded      the request queue is full (429)
+ ├── UserError ──────── PromptTooLong   prompt tokens exceed the context window (400)
+ ├── NotFound ───────── UnknownModel    no such model (404)
+ └── OutputInvalid                      a constrained output failed validation (500; the
+                                        llama.cpp engine's grammar makes this impossible)
+"""
+
+from __future__ import annotations
+
+from core.errors import AgentmillError, NotFound, TooManyRequests, UserError
+
+
+class Overloaded(TooManyRequests):
+    """Too many requests are waiting; the client should retry later."""
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(f"server busy: {waiting} requests already waiting; retry later")
+        self.waiting = waiting
+
+
+class PromptTooLong(UserError):
+    """The prompt does not fit the model's context window."""
+
+    def __init__(self, prompt_tokens: int, context_tokens: int) -> None:
+        super().__init__(
+            f"prompt is {prompt_tokens} tokens; this model's context window is {context_tokens} "
+            "tokens (prompt plus at least one generated token)",
+            param="messages",
+        )
+        self.prompt_tokens = prompt_tokens
+        self.context_tokens = context_tokens
+
+
+class UnknownModel(NotFound):
+    """The requested model is not served here."""
+
+    def __init__(self, model: str, available: list[str]) -> None:
+        super().__init__("model", model)
+        self.message = f"model {model!r} not found; available: {', '.join(available)}"
+        self.param = "model"
+
+
+class OutputInvalid(AgentmillError):
+    """The model's output did not satisfy the requested format."""

@@ -1,0 +1,56 @@
+"""`agentmill inference`: build the configured engine and serve it."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from core.config import Settings
+from inference.engine import Engine
+from inference.server import EmbeddingModel, create_inference_app
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The engine the settings name, loaded and ready."""
+    if settings.inference_engine == "transformers":
+        from inference.hf_engine import TransformersEngine
+
+        if settings.inference_model is None:
+            raise ValueError(
+                "the transformers engine needs AGENTMILL_INFERENCE_MODEL (a model dir)"
+            )
+        return TransformersEngine(
+            settings.inference_model,
+            dummy_weights=settings.inference_dummy_weights,
+            slots=settings.inference_slots,
+            max_waiting=settings.inference_max_waiting,
+            context_tokens=settings.inference_context,
+        )
+    from inference.llama_engine import LlamaEngine
+
+    return LlamaEngine(
+        settings.inference_model,
+        slots=settings.inference_slots,
+        context_per_slot=settings.inference_context,
+        threads=settings.inference_threads,
+        max_waiting=settings.inference_max_waiting,
+    )
+
+
+def build_embedder() -> EmbeddingModel:
+    """The bundled all-MiniLM-L6-v2 sentence embedder."""
+    from inference.embeddings import BundledEmbeddings
+
+    return BundledEmbeddings()
+
+
+def serve(settings: Settings) -> int:
+    """Run the inference server until SIGINT/SIGTERM."""
+    app = create_inference_app(build_engine(settings), build_embedder())
+    uvicorn.run(
+        app,
+        host=settings.inference_host,
+        port=settings.inference_port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=5,
+    )
+    return 0
