@@ -1,9 +1,12 @@
-# The agentmill server image: `agentmill api`, `agentmill migrate` (and later the worker).
+# The agentmill server image: `agentmill api`, `agentmill inference`, `agentmill migrate`.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
 WORKDIR /app
+# llama-cpp-python builds from source.
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.lock pyproject.toml README.md ./
 COPY core ./core

@@ -7,7 +7,8 @@
 3. Prefix reuse: prompt tokens evaluated per step of a 6-step agent-like conversation, with
    the prefix cache and with it disabled.
 
-Prints tables, writes bench/results/inference_throughput.json.
+The server runs as its own process (`agentmill inference`), as in production; the clients run
+in this process. Prints tables, writes bench/results/inference_throughput.json.
 
     .venv/bin/python bench/inference_throughput.py [--tokens 128] [--threads N]
 """
@@ -20,17 +21,21 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 from llama_cpp import Llama
 
-from core.web.threaded import serve_in_thread
-from inference.llama_engine import BUNDLED_MODEL_ID, LlamaEngine
+from core.web.threaded import free_port
+from inference.llama_engine import BUNDLED_MODEL_ID, default_threads
 from inference.llama_native import bundled_gguf
-from inference.server import create_inference_app
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
 
@@ -122,25 +127,53 @@ async def _agent(base: str, steps: int) -> list[dict[str, int]]:
     return rows
 
 
+@contextmanager
+def _server(threads: int, slots: int, context: int, reuse: bool) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "AGENTMILL_INFERENCE_PORT": str(port),
+        "AGENTMILL_INFERENCE_THREADS": str(threads),
+        "AGENTMILL_INFERENCE_SLOTS": str(slots),
+        "AGENTMILL_INFERENCE_CONTEXT": str(context),
+        "AGENTMILL_INFERENCE_PREFIX_REUSE": str(reuse).lower(),
+        "AGENTMILL_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "api.cli", "inference"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("inference server did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def main() -> None:
     """Run all three measurements and print them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=default_threads())
     args = parser.parse_args()
 
     direct = _direct(args.threads, args.tokens)
-    engine = LlamaEngine(slots=16, context_per_slot=1024, threads=args.threads)
-    concurrency = []
-    with serve_in_thread(create_inference_app(engine)) as base:
+    with _server(args.threads, 16, 1024, reuse=True) as base:
         single = [asyncio.run(_concurrent(base, 1, args.tokens)) for _ in range(3)]
         ours = statistics.median(r["aggregate_tok_s"] for r in single)
-        concurrency = [single[0]] + [
+        concurrency = [single[1]] + [
             asyncio.run(_concurrent(base, n, args.tokens)) for n in (4, 16)
         ]
         with_reuse = asyncio.run(_agent(base, 6))
-    engine = LlamaEngine(slots=4, context_per_slot=2048, threads=args.threads, reuse_prefix=False)
-    with serve_in_thread(create_inference_app(engine)) as base:
+    with _server(args.threads, 4, 2048, reuse=False) as base:
         without_reuse = asyncio.run(_agent(base, 6))
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     inference_threads: int | None = Field(
         default=None, ge=1, description="CPU threads for llama.cpp; unset = all cores but one."
     )
+    inference_prefix_reuse: bool = Field(
+        default=True, description="Reuse the KV cache of a shared prompt prefix (llama.cpp)."
+    )
     inference_max_waiting: int = Field(
         default=64, ge=1, description="Requests allowed to wait for a slot; more get 429."
     )

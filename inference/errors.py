@@ -40,8 +40,13 @@ class UnknownModel(NotFound):
     def __init__(self, model: str, available: list[str]) -> None:
         super().__init__("model", model)
         self.message = f"model {model!r} not found; available: {', '.join(available)}"
+        self.args = (self.message,)
         self.param = "model"
 
 
 class OutputInvalid(AgentmillError):
     """The model's output did not satisfy the requested format."""
+
+
+class EngineFailed(AgentmillError):
+    """The engine's worker failed a generation, or stopped under it."""

@@ -16,12 +16,8 @@ import threading
 from transformers.generation.continuous_batching import ContinuousBatchingManager
 from transformers.generation.continuous_batching.requests import GenerationOutput
 
-from core.errors import AgentmillError
+from inference.errors import EngineFailed
 from inference.hf_sampling import BatchSampler, Decoding
-
-
-class EngineFailed(AgentmillError):
-    """The batching thread failed a generation, or stopped under it (500)."""
 
 
 class Run:

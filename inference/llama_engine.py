@@ -29,7 +29,7 @@ from inference.engine import (
     SamplingParams,
     TextDelta,
 )
-from inference.errors import Overloaded, PromptTooLong
+from inference.errors import EngineFailed, Overloaded, PromptTooLong
 from inference.grammar import grammar_for
 from inference.llama_native import Batch, NativeModel, Sampler, bundled_gguf
 from inference.slots import SlotView, choose_slot
@@ -195,12 +195,12 @@ class LlamaEngine:
                 try:
                     batch.decode(self._model)
                 except RuntimeError as exc:
-                    self._fail([slot for slot, _ in plan], exc)
+                    self._fail([slot for slot, _ in plan], EngineFailed(str(exc)))
                     continue
                 self._sample(plan)
         finally:
             batch.free()
-            stopped = RuntimeError("inference engine stopped")
+            stopped = EngineFailed("inference engine stopped")
             for slot in self._slots:
                 if slot.job is not None:
                     self._fail([slot], stopped)

@@ -33,6 +33,7 @@ def build_engine(settings: Settings) -> Engine:
         context_per_slot=settings.inference_context,
         threads=settings.inference_threads,
         max_waiting=settings.inference_max_waiting,
+        reuse_prefix=settings.inference_prefix_reuse,
     )
 
 
