@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from core.errors import UserError
+from core.errors import AgentmillError, UserError
 from inference.chat import ChatTemplate, PromptError
 from inference.constraints import (
     OutputConstraint,
@@ -28,6 +29,8 @@ from inference.errors import OutputInvalid
 from inference.metrics import ServerMetrics
 from inference.protocol import ChatCompletionRequest
 from inference.schema import SchemaError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -176,6 +179,10 @@ class _Chunks:
         }
         return b"data: " + json.dumps(body).encode() + b"\n\n"
 
+    def error(self, exc: AgentmillError) -> bytes:
+        body = {"error": {"type": "internal_error", "message": str(exc)}}
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+
     def usage(self, done: Finished) -> bytes:
         body = {
             "id": self.c.id,
@@ -237,6 +244,10 @@ async def _stream_body(
         if include_usage:
             yield chunks.usage(done)
         yield b"data: [DONE]\n\n"
+    except AgentmillError as exc:
+        # Headers are gone: the failure can only be told in the stream, as OpenAI does.
+        log.error("stream %s failed: %s", completion.id, exc)
+        yield chunks.error(exc)
     finally:
         # Runs on normal end and when the client disconnects (the task is cancelled):
         # closing the engine's stream frees its slot at once.

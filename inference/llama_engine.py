@@ -174,8 +174,10 @@ class LlamaEngine:
             )
 
     def close(self) -> None:
-        """Stop the worker (running requests end with an error) and free the model."""
+        """Stop the worker (running requests end with an error) and free the model; idempotent."""
         with self._cond:
+            if self._stopping:
+                return
             self._stopping = True
             self._cond.notify()
         self._thread.join()

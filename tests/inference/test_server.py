@@ -476,3 +476,23 @@ def test_full_queue_gets_429() -> None:
                 return [(await first).status_code, (await second).status_code, third.status_code]
 
         assert asyncio.run(burst()) == [200, 200, 429]
+
+
+def test_engine_failure_mid_stream_is_reported_in_the_stream() -> None:
+    engine = LlamaEngine(slots=1, context_per_slot=512)
+    with serve_in_thread(create_inference_app(engine)) as url:
+        body = {
+            "model": MODEL,
+            "messages": _user("Write a long poem."),
+            "stream": True,
+            "max_tokens": 400,
+        }
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
+            lines = r.iter_lines()
+            for _ in range(4):
+                next(lines)
+            engine.close()
+            rest = [line for line in lines if line]
+    assert rest
+    assert '"error"' in rest[-1]
+    assert "engine stopped" in rest[-1]
