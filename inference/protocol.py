@@ -9,6 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from inference.schema import SchemaError, check_schema
 
 
+def _schema(value: dict[str, Any]) -> dict[str, Any]:
+    """Pydantic validator: `value` must be a valid JSON schema."""
+    try:
+        check_schema(value)
+    except SchemaError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 class _Open(BaseModel):
     # Unknown fields (OpenAI adds them often) are accepted and ignored, as OpenAI's server does.
     model_config = ConfigDict(extra="ignore")
@@ -69,14 +78,7 @@ class FunctionDef(_Open):
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
-    @field_validator("parameters")
-    @classmethod
-    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            check_schema(value)
-        except SchemaError as exc:
-            raise ValueError(str(exc)) from None
-        return value
+    _valid_schema = field_validator("parameters")(_schema)
 
 
 class Tool(_Open):
@@ -106,14 +108,7 @@ class JsonSchemaSpec(_Open):
     schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
     strict: bool | None = None
 
-    @field_validator("schema_")
-    @classmethod
-    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            check_schema(value)
-        except SchemaError as exc:
-            raise ValueError(str(exc)) from None
-        return value
+    _valid_schema = field_validator("schema_")(_schema)
 
 
 class ResponseFormat(_Open):
