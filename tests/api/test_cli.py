@@ -53,9 +53,11 @@ class Up:
     def __init__(self, home: Path, port: int) -> None:
         self.port = port
         self.lines: list[str] = []
+        env = _env(home)
+        self.inference_port = int(env["AGENTMILL_INFERENCE_PORT"])
         self.process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "up", "--port", str(port)],
-            env=_env(home),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -130,6 +132,8 @@ def test_up_serves_prints_a_working_key_and_stops_clean(home: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{up.port}/readyz", timeout=10).status_code == 200
         assert _me(up.port, key).json()["tenant_name"] == "default"
         assert _me(up.port, key[:-1] + "x").status_code == 401
+        models = httpx.get(f"http://127.0.0.1:{up.inference_port}/v1/models", timeout=10).json()
+        assert "smollm2-135m-instruct" in {m["id"] for m in models["data"]}
 
         # A second `up` on the same home refuses instead of touching the data.
         second = _agentmill(home, "up", "--port", str(_free_port()))
@@ -150,7 +154,7 @@ def test_up_serves_prints_a_working_key_and_stops_clean(home: Path) -> None:
         assert _me(up.port, acme_key).status_code == 401
 
         children = up.descendants()
-        assert children
+        assert len(children) >= 2  # the inference server and the API
     finally:
         code = up.terminate()
     assert code == 0, up.output
