@@ -6,7 +6,16 @@ import uvicorn
 
 from core.config import Settings
 from inference.engine import Engine
+from inference.llama_engine import BUNDLED_MODEL_ID, LlamaEngine
 from inference.server import EmbeddingModel, create_inference_app
+
+
+def served_model_id(settings: Settings) -> str:
+    """The model id the configured server answers to (what the router's `local` alias sends)."""
+    if settings.inference_model is None:
+        return BUNDLED_MODEL_ID
+    model = settings.inference_model
+    return model.stem if settings.inference_engine == "llama" else model.name
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -20,15 +29,15 @@ def build_engine(settings: Settings) -> Engine:
             )
         return TransformersEngine(
             settings.inference_model,
+            model_id=served_model_id(settings),
             dummy_weights=settings.inference_dummy_weights,
             slots=settings.inference_slots,
             max_waiting=settings.inference_max_waiting,
             context_tokens=settings.inference_context,
         )
-    from inference.llama_engine import LlamaEngine
-
     return LlamaEngine(
         settings.inference_model,
+        model_id=served_model_id(settings),
         slots=settings.inference_slots,
         context_per_slot=settings.inference_context,
         threads=settings.inference_threads,
