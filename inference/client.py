@@ -8,70 +8,18 @@ retries and timeout. Every call returns its usage (tokens and cost) for the call
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import litellm
 from litellm.router import Router
 
 from core.config import Settings
 from inference.errors import UnknownModel
+from inference.model_client import ChatRequest, ChatResult, ToolCallRequest, Usage
 
 log = logging.getLogger(__name__)
 
 LOCAL_ALIAS = "local"
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """What an agent step asks of a model (OpenAI message and tool dicts)."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    response_format: dict[str, Any] | None = None
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class ToolCallRequest:
-    """A tool call the model asked for."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens and cost of one call; cost is 0 for local models."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    cost_usd: float = 0.0
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    """A model's answer."""
-
-    content: str | None
-    tool_calls: list[ToolCallRequest] = field(default_factory=list)
-    finish_reason: str = "stop"
-    model: str = ""
-    usage: Usage = field(default_factory=Usage)
-
-
-class ModelClient(Protocol):
-    """What the agents need from a model client."""
-
-    async def complete(self, request: ChatRequest) -> ChatResult:
-        """One chat completion."""
-        ...
 
 
 def _model_list(settings: Settings, local_model_id: str) -> list[dict[str, Any]]:

@@ -1,0 +1,97 @@
+"""Errors of the agents layer.
+
+AgentmillError
+ └── AgentError                        root of this package
+      ├── ToolError                    a tool call failed; its message goes back to the model
+      │    ├── UnknownTool             the model named a tool this agent does not have
+      │    ├── InvalidToolArguments    the arguments are not JSON or do not fit the schema
+      │    ├── ToolTimeout             the tool ran past its time limit
+      │    └── ToolFailed              the tool raised something else (the model sees only the
+      │                                exception type: its text may hold secrets)
+      └── ToolDefinitionError          a function cannot be a tool (a deployer's bug, at load time)
+           └── DuplicateTool           two tools share a name
+"""
+
+from __future__ import annotations
+
+from core.errors import AgentmillError
+
+# The model reads tool errors in its context window; an unbounded message (a huge argument
+# echoed back, a long list of names) would crowd out the conversation.
+MAX_TOOL_ERROR_CHARS = 1000
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_repr(value: str, limit: int = 64) -> str:
+    """`repr` of a model-supplied string, cut so that garbage cannot flood a message."""
+    return repr(_bounded(value, limit))
+
+
+class AgentError(AgentmillError):
+    """Root of every error the agents layer raises on purpose."""
+
+
+class ToolError(AgentError):
+    """A tool call failed in a way the model should hear about; `message` is sent to it.
+
+    Tools raise this (or a subclass) for failures meant for the model, such as "division by
+    zero" or "unknown time zone"; the text is cut to MAX_TOOL_ERROR_CHARS.
+    """
+
+    def __init__(self, message: str, *, tool: str | None = None) -> None:
+        self.message = _bounded(message, MAX_TOOL_ERROR_CHARS)
+        self.tool = tool
+        super().__init__(self.message)
+
+
+class UnknownTool(ToolError):
+    """No tool of that name is available."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        names = ", ".join(sorted(available)[:30]) or "none"
+        super().__init__(f"unknown tool {short_repr(name)}; available tools: {names}", tool=name)
+        self.name = name
+        self.available = available
+
+
+class InvalidToolArguments(ToolError):
+    """The model's arguments for a tool are not valid JSON or do not match its schema."""
+
+    def __init__(self, tool: str, problem: str) -> None:
+        super().__init__(f"invalid arguments for tool {tool!r}: {problem}", tool=tool)
+        self.problem = problem
+
+
+class ToolTimeout(ToolError):
+    """A tool call ran longer than the tool's limit."""
+
+    def __init__(self, tool: str, seconds: float) -> None:
+        super().__init__(f"tool {tool!r} timed out after {seconds:g} s", tool=tool)
+        self.seconds = seconds
+
+
+class ToolFailed(ToolError):
+    """A tool raised an unexpected exception; the exception is chained as `__cause__`."""
+
+    def __init__(self, tool: str, error_type: str) -> None:
+        super().__init__(f"tool {tool!r} failed with an internal error ({error_type})", tool=tool)
+        self.error_type = error_type
+
+
+class ToolDefinitionError(AgentError):
+    """A function cannot be turned into a tool, or a tool entry point cannot be loaded."""
+
+    def __init__(self, tool: str, reason: str) -> None:
+        super().__init__(f"tool {tool!r}: {reason}")
+        self.tool = tool
+        self.reason = reason
+
+
+class DuplicateTool(ToolDefinitionError):
+    """A registry already holds a tool of this name."""
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(tool, "a tool of this name is already registered")

@@ -1,0 +1,87 @@
+"""`ScriptedModel`: an honest fake of the `ModelClient` protocol, for unit tests of branching.
+
+It answers from a script (results, or exceptions to raise), records a copy of every request,
+and fails loudly when the script runs out. It is never a default anywhere: tests that a feature
+works use the real bundled model through the real inference server.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from inference.model_client import ChatRequest, ChatResult, ToolCallRequest
+
+
+class ScriptExhausted(AssertionError):
+    """The code under test called the model more often than the script allows.
+
+    An AssertionError, not an agentmill error, so that no `except AgentmillError` in the code
+    under test can turn a broken test into a quietly failed run.
+    """
+
+    def __init__(self, calls: int, request: ChatRequest) -> None:
+        last = request.messages[-1] if request.messages else {}
+        super().__init__(
+            f"ScriptedModel: call {calls} has no scripted answer (the script held "
+            f"{calls - 1}); last message of the request: {json.dumps(last, default=str)[:300]}"
+        )
+        self.calls = calls
+        self.request = request
+
+
+class ScriptedModel:
+    """Answers `complete` calls from a script, in order."""
+
+    def __init__(self, script: Iterable[ChatResult | BaseException]) -> None:
+        self._script: deque[ChatResult | BaseException] = deque(script)
+        self.requests: list[ChatRequest] = []
+        """Deep copies of the requests received, in order (later mutation cannot alter them)."""
+
+    @property
+    def remaining(self) -> int:
+        """Scripted answers not used yet."""
+        return len(self._script)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """The next scripted result, or raise the next scripted exception."""
+        self.requests.append(
+            replace(
+                request,
+                messages=copy.deepcopy(request.messages),
+                tools=copy.deepcopy(request.tools),
+            )
+        )
+        if not self._script:
+            raise ScriptExhausted(len(self.requests), request)
+        answer = self._script.popleft()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def text_reply(content: str, *, finish_reason: str = "stop") -> ChatResult:
+    """A scripted plain-text answer."""
+    return ChatResult(content=content, finish_reason=finish_reason, model="scripted")
+
+
+def tool_calls_reply(*calls: tuple[str, Mapping[str, Any] | str]) -> ChatResult:
+    """A scripted answer calling tools: (name, arguments as a dict or raw JSON text) each.
+
+    Ids are call_1, call_2, ... in order, so tests can refer to them.
+    """
+    requests = [
+        ToolCallRequest(
+            id=f"call_{index}",
+            name=name,
+            arguments=arguments if isinstance(arguments, str) else json.dumps(dict(arguments)),
+        )
+        for index, (name, arguments) in enumerate(calls, start=1)
+    ]
+    return ChatResult(
+        content=None, tool_calls=requests, finish_reason="tool_calls", model="scripted"
+    )
