@@ -73,6 +73,24 @@ class Settings(BaseSettings):
         default=3, ge=1, le=60, description="Seconds to wait for a database connection."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    memory_max_content_chars: int = Field(
+        default=8000,
+        ge=1,
+        le=1_000_000,
+        description="Longest memory content (characters); longer content is refused (413).",
+    )
+    memory_dedupe_similarity: float = Field(
+        default=0.95,
+        gt=0,
+        le=1.0,
+        description="Cosine similarity at or above which a new memory updates an existing one.",
+    )
+    memory_block_char_limit: int = Field(
+        default=5000, ge=1, le=100_000, description="Default character limit of a core block."
+    )
+    memory_ef_search: int = Field(
+        default=100, ge=10, le=1000, description="HNSW ef_search used by memory searches."
+    )
 
     inference_host: str = Field(
         default="127.0.0.1", description="Where the inference server binds."

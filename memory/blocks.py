@@ -1,0 +1,328 @@
+"""Core memory blocks (as in Letta): labelled text an agent always sees, per agent or per
+(agent, user), with a character limit and an append-only version history. The SQL for blocks
+lives here."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from core.errors import NotFound, UserError
+from memory.errors import BlockTooLarge
+from memory.models import MemoryBlock, MemoryBlockVersion
+
+_LABEL = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_BLOCK_LIMIT = 100_000
+"""No block may be configured larger than this (characters): it is always in the context."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block as callers see it."""
+
+    label: str
+    """Name such as `persona` or `human`."""
+    value: str
+    """Current text."""
+    char_limit: int
+    """Most characters `value` may hold."""
+    version: int
+    """1 for the first value, +1 per change."""
+    user_id: str | None
+    """None for the agent's own block, else the user this block is about."""
+    updated_at: datetime
+    """Time of the current version."""
+
+
+@dataclass(frozen=True)
+class BlockVersion:
+    """One entry of a block's history."""
+
+    version: int
+    """Version number."""
+    value: str
+    """The text at that version."""
+    char_limit: int
+    """The limit at that version."""
+    author: str
+    """Who wrote it: api, agent, system..."""
+    created_at: datetime
+    """When."""
+
+
+def validate_label(label: str) -> str:
+    """Return the label or raise `UserError` describing a valid one."""
+    if not _LABEL.match(label):
+        raise UserError(
+            "block label must be 1-64 lower-case letters, digits or '_', starting with a letter",
+            param="label",
+        )
+    return label
+
+
+def _check(label: str, value: str, limit: int) -> None:
+    if not 1 <= limit <= MAX_BLOCK_LIMIT:
+        raise UserError(f"char_limit must be between 1 and {MAX_BLOCK_LIMIT}", param="char_limit")
+    if len(value) > limit:
+        raise BlockTooLarge(label, len(value), limit)
+
+
+def _public(row: MemoryBlock) -> Block:
+    return Block(
+        label=row.label,
+        value=row.value,
+        char_limit=row.char_limit,
+        version=row.version,
+        user_id=row.user_id or None,
+        updated_at=row.updated_at,
+    )
+
+
+def _locked(
+    session: Session, tenant_id: uuid.UUID, agent_id: uuid.UUID, label: str, user_id: str | None
+) -> MemoryBlock | None:
+    return session.scalars(
+        select(MemoryBlock)
+        .where(
+            MemoryBlock.tenant_id == tenant_id,
+            MemoryBlock.agent_id == agent_id,
+            MemoryBlock.user_id == (user_id or ""),
+            MemoryBlock.label == label,
+        )
+        .with_for_update()
+    ).one_or_none()
+
+
+def set_block(
+    session: Session,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    label: str,
+    value: str,
+    *,
+    user_id: str | None = None,
+    char_limit: int | None = None,
+    default_limit: int,
+    author: str = "api",
+) -> Block:
+    """Create the block or give it a new value (and limit); a change adds a history version.
+
+    Writing the same value and limit again is a no-op that keeps the version."""
+    validate_label(label)
+    row = _locked(session, tenant_id, agent_id, label, user_id)
+    if char_limit is not None:
+        limit = char_limit
+    else:
+        limit = row.char_limit if row is not None else default_limit
+    _check(label, value, limit)
+    if row is None:
+        row = MemoryBlock(
+            tenant_id=tenant_id,
+            agent_id=agent_id,
+            user_id=user_id or "",
+            label=label,
+            value=value,
+            char_limit=limit,
+            version=1,
+        )
+        session.add(row)
+        session.flush()
+    elif row.value == value and row.char_limit == limit:
+        return _public(row)
+    else:
+        row.value, row.char_limit, row.version = value, limit, row.version + 1
+        row.updated_at = session.scalar(select(func.now()))  # type: ignore[assignment]
+    session.add(
+        MemoryBlockVersion(
+            block_id=row.id,
+            version=row.version,
+            tenant_id=tenant_id,
+            value=value,
+            char_limit=limit,
+            author=author,
+        )
+    )
+    session.flush()
+    session.refresh(row)
+    return _public(row)
+
+
+def append_to_block(
+    session: Session,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    label: str,
+    text: str,
+    *,
+    user_id: str | None = None,
+    author: str = "agent",
+) -> Block:
+    """Add a line to an existing block (the agent's `core_memory_append` tool)."""
+    row = _locked(session, tenant_id, agent_id, label, user_id)
+    if row is None:
+        raise NotFound("block", label)
+    value = f"{row.value}\n{text}" if row.value else text
+    return set_block(
+        session,
+        tenant_id,
+        agent_id,
+        label,
+        value,
+        user_id=user_id,
+        default_limit=row.char_limit,
+        author=author,
+    )
+
+
+def replace_in_block(
+    session: Session,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    label: str,
+    old: str,
+    new: str,
+    *,
+    user_id: str | None = None,
+    author: str = "agent",
+) -> Block:
+    """Replace every occurrence of `old` (the agent's `core_memory_replace` tool)."""
+    row = _locked(session, tenant_id, agent_id, label, user_id)
+    if row is None:
+        raise NotFound("block", label)
+    if not old or old not in row.value:
+        raise UserError(f"text to replace not found in block {label!r}", param="old")
+    return set_block(
+        session,
+        tenant_id,
+        agent_id,
+        label,
+        row.value.replace(old, new),
+        user_id=user_id,
+        default_limit=row.char_limit,
+        author=author,
+    )
+
+
+def get_block(
+    session: Session,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    label: str,
+    *,
+    user_id: str | None = None,
+) -> Block:
+    """One block, or `NotFound`."""
+    row = session.scalars(
+        select(MemoryBlock).where(
+            MemoryBlock.tenant_id == tenant_id,
+            MemoryBlock.agent_id == agent_id,
+            MemoryBlock.user_id == (user_id or ""),
+            MemoryBlock.label == label,
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("block", label)
+    return _public(row)
+
+
+def list_blocks(
+    session: Session, tenant_id: uuid.UUID, agent_id: uuid.UUID, *, user_id: str | None = None
+) -> list[Block]:
+    """The agent's own blocks, plus that user's blocks when `user_id` is given; by label."""
+    owners = ["", user_id] if user_id else [""]
+    rows = session.scalars(
+        select(MemoryBlock)
+        .where(
+            MemoryBlock.tenant_id == tenant_id,
+            MemoryBlock.agent_id == agent_id,
+            MemoryBlock.user_id.in_(owners),
+        )
+        .order_by(MemoryBlock.label, MemoryBlock.user_id)
+    )
+    return [_public(row) for row in rows]
+
+
+def block_history(
+    session: Session,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    label: str,
+    *,
+    user_id: str | None = None,
+) -> list[BlockVersion]:
+    """Every version of a block, oldest first, or `NotFound`."""
+    rows = session.execute(
+        select(MemoryBlockVersion)
+        .join(MemoryBlock, MemoryBlock.id == MemoryBlockVersion.block_id)
+        .where(
+            MemoryBlock.tenant_id == tenant_id,
+            MemoryBlockVersion.tenant_id == tenant_id,
+            MemoryBlock.agent_id == agent_id,
+            MemoryBlock.user_id == (user_id or ""),
+            MemoryBlock.label == label,
+        )
+        .order_by(MemoryBlockVersion.version)
+    ).scalars()
+    history = [
+        BlockVersion(
+            version=v.version,
+            value=v.value,
+            char_limit=v.char_limit,
+            author=v.author,
+            created_at=v.created_at,
+        )
+        for v in rows
+    ]
+    if not history:
+        raise NotFound("block", label)
+    return history
+
+
+def delete_block(
+    session: Session,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    label: str,
+    *,
+    user_id: str | None = None,
+) -> None:
+    """Remove a block and its history, or `NotFound`."""
+    deleted = session.scalar(
+        delete(MemoryBlock)
+        .where(
+            MemoryBlock.tenant_id == tenant_id,
+            MemoryBlock.agent_id == agent_id,
+            MemoryBlock.user_id == (user_id or ""),
+            MemoryBlock.label == label,
+        )
+        .returning(MemoryBlock.id)
+    )
+    if deleted is None:
+        raise NotFound("block", label)
+
+
+def erase_user_blocks(session: Session, tenant_id: uuid.UUID, user_id: str) -> int:
+    """Delete every block (and its history) about one user; return how many."""
+    ids = session.scalars(
+        delete(MemoryBlock)
+        .where(MemoryBlock.tenant_id == tenant_id, MemoryBlock.user_id == user_id)
+        .returning(MemoryBlock.id)
+    ).all()
+    return len(ids)
+
+
+def render_blocks(blocks: list[Block]) -> str:
+    """Blocks as the text placed at the top of an agent's context."""
+    parts = []
+    for block in blocks:
+        owner = f' user="{block.user_id}"' if block.user_id else ""
+        parts.append(
+            f'<{block.label}{owner} chars="{len(block.value)}/{block.char_limit}">\n'
+            f"{block.value}\n</{block.label}>"
+        )
+    return "\n".join(parts)

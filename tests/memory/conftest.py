@@ -1,0 +1,59 @@
+"""Memory fixtures: the real embedder (loaded once per test session) and a `MemoryStore` on a
+fresh migrated database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from core.config import Settings
+from core.db import transaction
+from core.tenants import ensure_tenant
+from memory.embedder import SentenceTransformerEmbedder
+from memory.service import MemoryStore
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 from the bundled package, loaded once."""
+    real = SentenceTransformerEmbedder()
+    real.embed(["warm-up"])
+    return real
+
+
+@pytest.fixture
+def memory_settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings with a small content limit so the limit is cheap to test."""
+    return Settings(home=tmp_path / "home", database_url=database_url, memory_max_content_chars=500)
+
+
+@pytest.fixture
+def memory(
+    engine: Engine, embedder: SentenceTransformerEmbedder, memory_settings: Settings
+) -> Iterator[MemoryStore]:
+    """A MemoryStore over the test database with the real embedder."""
+    with MemoryStore(engine, embedder, memory_settings) as store:
+        yield store
+
+
+def make_tenant(engine: Engine, name: str) -> uuid.UUID:
+    """Create a tenant and return its id."""
+    with transaction(engine) as session:
+        tenant_id, _ = ensure_tenant(session, name)
+    return tenant_id
+
+
+@pytest.fixture
+def tenant(engine: Engine) -> uuid.UUID:
+    """Tenant `acme`."""
+    return make_tenant(engine, "acme")
+
+
+@pytest.fixture
+def agent() -> uuid.UUID:
+    """An agent id (agents have no table yet)."""
+    return uuid.uuid4()
