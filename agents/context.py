@@ -6,7 +6,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from memory.service import MemoryStore
 
 
 class Clock(Protocol):
@@ -47,6 +50,8 @@ class ToolServices:
 
     clock: Clock = field(default_factory=SystemClock)
     """The time source."""
+    memory: MemoryStore | None = None
+    """Long-term and core memory, for the memory tools (None: those tools report it)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Deployers' own services by name (an HTTP client, an API handle)."""
 

@@ -8,13 +8,19 @@ AgentmillError
       │    ├── ToolTimeout             the tool ran past its time limit
       │    └── ToolFailed              the tool raised something else (the model sees only the
       │                                exception type: its text may hold secrets)
-      └── ToolDefinitionError          a function cannot be a tool (a deployer's bug, at load time)
-           └── DuplicateTool           two tools share a name
+      ├── ToolDefinitionError          a function cannot be a tool (a deployer's bug, at load time)
+      │    └── DuplicateTool           two tools share a name
+      └── LeaseLost                    another worker took the run over; stop without writing
+
+Conflict (core.errors, HTTP 409)
+ ├── SessionBusy                       the session already has an active run
+ ├── AgentBusy                         an agent with active runs cannot be deleted
+ └── IdempotencyKeyReused              the key came back with a different request
 """
 
 from __future__ import annotations
 
-from core.errors import AgentmillError
+from core.errors import AgentmillError, Conflict
 
 # The model reads tool errors in its context window; an unbounded message (a huge argument
 # echoed back, a long list of names) would crowd out the conversation.
@@ -95,3 +101,37 @@ class DuplicateTool(ToolDefinitionError):
 
     def __init__(self, tool: str) -> None:
         super().__init__(tool, "a tool of this name is already registered")
+
+
+class SessionBusy(Conflict):
+    """The session already has an active run and the request did not ask to queue behind it."""
+
+    def __init__(self, session_id: str, run_id: str) -> None:
+        super().__init__(
+            f"session {session_id} has an active run ({run_id}); wait for it, cancel it, or "
+            "send with queue=true to run after it",
+            param="session_id",
+        )
+        self.run_id = run_id
+
+
+class AgentBusy(Conflict):
+    """The agent has active runs, so it cannot be deleted."""
+
+
+class IdempotencyKeyReused(Conflict):
+    """An Idempotency-Key came back with a different request."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was used for a different request; use a new key",
+            param="Idempotency-Key",
+        )
+
+
+class LeaseLost(AgentError):
+    """Another worker took the run over (this one's lease lapsed): stop without writing."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id}: lease lost to another worker")
+        self.run_id = run_id

@@ -259,3 +259,20 @@ def load_entry_point_tools(
                 )
             loaded.append(item if isinstance(item, Tool) else tool(item))
     return loaded
+
+
+def load_module_tools(modules: Iterable[str]) -> list[Tool]:
+    """The tools defined in these modules: every module-level `Tool` (made with `@tool(...)`)
+    and every function listed in the module's `TOOLS` sequence, if it has one."""
+    loaded: list[Tool] = []
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:  # any import-time failure of a deployer's module
+            raise ToolDefinitionError(name, f"module {name!r} failed to import: {exc!r}") from exc
+        listed = getattr(module, "TOOLS", None)
+        if listed is not None:
+            loaded.extend(item if isinstance(item, Tool) else tool(item) for item in listed)
+        else:
+            loaded.extend(value for value in vars(module).values() if isinstance(value, Tool))
+    return loaded

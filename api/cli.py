@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
         "--dummy-weights", action="store_true", help="transformers: random weights (benchmarks)"
     )
 
+    worker = commands.add_parser("worker", help="run a Celery worker that executes agent runs")
+    worker.add_argument(
+        "--concurrency", type=int, help="runs at once (default AGENTMILL_WORKER_CONCURRENCY)"
+    )
+
     commands.add_parser("migrate", help="bring the database schema up to date")
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
@@ -92,6 +97,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from inference.main import serve as serve_inference
 
         return serve_inference(_inference_settings(settings, args))
+    if args.command == "worker":
+        from agents.worker import run_worker
+
+        return run_worker(args.concurrency)
     if args.command == "migrate":
         from api.admin import run_migrate
 

@@ -107,18 +107,19 @@ def up(settings: Settings) -> int:
 
         env = {**os.environ, "AGENTMILL_DATABASE_URL": url, "AGENTMILL_HOME": str(settings.home)}
         cli = [sys.executable, "-m", "api.cli"]
-        ready_urls: list[str] = []
+        waits: list[tuple[Child, str]] = []  # children with an HTTP readiness check
         if settings.inference_url is None:  # no external server configured: run ours
             inference_argv = [*cli, "inference", "--host", settings.inference_host]
             inference_argv += ["--port", str(settings.inference_port)]
             children.append(spawn("inference", inference_argv, env))
             inference_base = _local_url(settings.inference_host, settings.inference_port)
-            ready_urls.append(inference_base + "/healthz")
+            waits.append((children[-1], inference_base + "/healthz"))
+        children.append(spawn("worker", [*cli, "worker"], env))
         api_argv = [*cli, "api", "--host", settings.api_host, "--port", str(settings.api_port)]
         children.append(spawn("api", api_argv, env))
         base = _local_url(settings.api_host, settings.api_port)
-        ready_urls.append(base + "/readyz")
-        for child, ready_url in zip(children, ready_urls, strict=True):  # they start in parallel
+        waits.append((children[-1], base + "/readyz"))
+        for child, ready_url in waits:  # they start in parallel
             _wait_ready(child, ready_url, stopping)
         if not stopping.is_set():
             print(

@@ -34,7 +34,8 @@ import openai
 from llama_cpp import Llama
 
 from core.web.threaded import free_port
-from inference.llama_engine import BUNDLED_MODEL_ID, default_threads
+from inference.bundled import BUNDLED_MODEL_ID
+from inference.llama_engine import default_threads
 from inference.llama_native import bundled_gguf
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."

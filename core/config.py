@@ -35,6 +35,9 @@ class ModelRoute(BaseModel):
     fallbacks: tuple[str, ...] = Field(default=(), description="Aliases tried when this fails.")
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    context_window: int | None = Field(
+        default=None, ge=256, description="Tokens the model accepts; unset = litellm's figure."
+    )
 
 
 def _default_home() -> Path:
@@ -132,6 +135,31 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Extra model aliases for the router, as JSON: "
         '{"alias": {"model": "openai/gpt-4o-mini", "api_key": "..."}}.',
+    )
+
+    worker_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Runs one worker executes at once (threads)."
+    )
+    run_lease_s: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="A worker's hold on a run, renewed while it works; once lapsed (the worker "
+        "died), the sweeper hands the run to another worker.",
+    )
+    sweep_interval_s: float = Field(
+        default=10.0, gt=0, le=3600.0, description="How often each worker looks for lost runs."
+    )
+    run_max_attempts: int = Field(
+        default=5, ge=1, le=100, description="Claims of one run before it is failed as poison."
+    )
+    agent_max_output_tokens: int = Field(
+        default=512, ge=16, le=65536, description="Most tokens one model call of a run generates."
+    )
+    tool_modules: tuple[str, ...] = Field(
+        default=(),
+        description="Python modules whose @tool functions workers load, as a JSON list "
+        "(besides the `agentmill.tools` entry points).",
     )
 
     @field_validator("home", mode="after")

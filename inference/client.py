@@ -14,8 +14,8 @@ import litellm
 from litellm.router import Router
 
 from core.config import Settings
-from inference.errors import UnknownModel
-from inference.model_client import ChatRequest, ChatResult, ToolCallRequest, Usage
+from inference.errors import EngineFailed, UnknownModel
+from inference.model_client import ChatRequest, ChatResult, DeltaSink, ToolCallRequest, Usage
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,9 @@ class RouterClient:
             retry_after=0,
         )
 
-    async def complete(self, request: ChatRequest) -> ChatResult:
-        """Call the alias; retries and fallbacks are the router's."""
+    async def complete(self, request: ChatRequest, on_delta: DeltaSink | None = None) -> ChatResult:
+        """Call the alias; retries and fallbacks are the router's. With `on_delta` the answer
+        is streamed and its content passed on piece by piece; the result is the same."""
         if request.model not in self.aliases:
             raise UnknownModel(request.model, self.aliases)
         kwargs: dict[str, Any] = {"model": request.model, "messages": request.messages}
@@ -83,8 +84,22 @@ class RouterClient:
             value = getattr(request, name)
             if value is not None:
                 kwargs[name] = value
-        response = await self._router.acompletion(**kwargs)
-        return _result(response, request.model)
+        if on_delta is None:
+            response = await self._router.acompletion(**kwargs)
+            return _result(response, request.model)
+        stream = await self._router.acompletion(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = []
+        async for chunk in stream:
+            chunks.append(chunk)
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    on_delta(choice.delta.content)
+        built = litellm.stream_chunk_builder(chunks, messages=request.messages)
+        if built is None:
+            raise EngineFailed("the model's stream ended without a single chunk")
+        return _result(built, request.model)
 
 
 def _cost(response: Any, alias: str) -> float:

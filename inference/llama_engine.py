@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import UserError
+from inference.bundled import BUNDLED_MODEL_ID
 from inference.engine import (
     EngineStats,
     Finished,
@@ -34,8 +35,6 @@ from inference.grammar import grammar_for
 from inference.llama_native import Batch, NativeModel, Sampler, bundled_gguf
 from inference.slots import SlotView, choose_slot
 from inference.textstream import TextAssembler
-
-BUNDLED_MODEL_ID = "smollm2-135m-instruct"
 
 
 @dataclass(eq=False)

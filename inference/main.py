@@ -5,17 +5,10 @@ from __future__ import annotations
 import uvicorn
 
 from core.config import Settings
+from inference.bundled import served_model_id
 from inference.engine import Engine
-from inference.llama_engine import BUNDLED_MODEL_ID, LlamaEngine
+from inference.llama_engine import LlamaEngine
 from inference.server import EmbeddingModel, create_inference_app
-
-
-def served_model_id(settings: Settings) -> str:
-    """The model id the configured server answers to (what the router's `local` alias sends)."""
-    if settings.inference_model is None:
-        return BUNDLED_MODEL_ID
-    model = settings.inference_model
-    return model.stem if settings.inference_engine == "llama" else model.name
 
 
 def build_engine(settings: Settings) -> Engine:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,9 +55,13 @@ class ChatResult:
     usage: Usage = field(default_factory=Usage)
 
 
+DeltaSink = Callable[[str], None]
+"""Receives the text of an answer as it is generated (called on the client's event loop)."""
+
+
 class ModelClient(Protocol):
     """What the agents need from a model client."""
 
-    async def complete(self, request: ChatRequest) -> ChatResult:
-        """One chat completion."""
+    async def complete(self, request: ChatRequest, on_delta: DeltaSink | None = None) -> ChatResult:
+        """One chat completion; with `on_delta`, streamed, each piece of content passed to it."""
         ...

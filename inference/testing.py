@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from inference.model_client import ChatRequest, ChatResult, ToolCallRequest
+from inference.model_client import ChatRequest, ChatResult, DeltaSink, ToolCallRequest
 
 
 class ScriptExhausted(AssertionError):
@@ -47,8 +48,9 @@ class ScriptedModel:
         """Scripted answers not used yet."""
         return len(self._script)
 
-    async def complete(self, request: ChatRequest) -> ChatResult:
-        """The next scripted result, or raise the next scripted exception."""
+    async def complete(self, request: ChatRequest, on_delta: DeltaSink | None = None) -> ChatResult:
+        """The next scripted result, or raise the next scripted exception; with `on_delta`,
+        the content is passed to it word by word first, as a streaming model would."""
         self.requests.append(
             replace(
                 request,
@@ -61,6 +63,9 @@ class ScriptedModel:
         answer = self._script.popleft()
         if isinstance(answer, BaseException):
             raise answer
+        if on_delta is not None and answer.content:
+            for piece in re.findall(r"\S+\s*|\s+", answer.content):
+                on_delta(piece)
         return answer
 
 

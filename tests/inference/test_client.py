@@ -13,7 +13,8 @@ from core.config import Settings
 from core.web.threaded import free_port, serve_in_thread
 from inference.client import RouterClient
 from inference.errors import UnknownModel
-from inference.llama_engine import BUNDLED_MODEL_ID, LlamaEngine
+from inference.bundled import BUNDLED_MODEL_ID
+from inference.llama_engine import LlamaEngine
 from inference.model_client import ChatRequest
 from inference.server import create_inference_app
 

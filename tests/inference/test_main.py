@@ -6,7 +6,8 @@ from pathlib import Path
 
 from core.config import Settings
 from inference.llama_native import bundled_gguf
-from inference.main import build_engine, served_model_id
+from inference.bundled import served_model_id
+from inference.main import build_engine
 
 
 def test_served_model_ids() -> None:

@@ -16,7 +16,8 @@ from openai import OpenAI
 
 from core.web.threaded import serve_in_thread
 from inference.embeddings import BundledEmbeddings
-from inference.llama_engine import BUNDLED_MODEL_ID, LlamaEngine
+from inference.bundled import BUNDLED_MODEL_ID
+from inference.llama_engine import LlamaEngine
 from inference.server import create_inference_app
 
 MODEL = BUNDLED_MODEL_ID

@@ -1,0 +1,237 @@
+"""Plain data the agents layer takes and returns (dataclasses inside; api/ adds pydantic)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "incomplete"]
+ACTIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running")
+FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "cancelled", "incomplete")
+
+
+@dataclass(frozen=True)
+class MemoryPolicy:
+    """How an agent uses memory."""
+
+    recall_k: int = 5
+    """Long-term memories retrieved for each user message (0: none)."""
+    blocks: tuple[str, ...] | None = None
+    """Core block labels placed in the context; None: every block of the agent and user."""
+    history_messages: int = 20
+    """Most recent session messages considered for the context (older ones are summarised)."""
+    save_episodes: bool = True
+    """Store each finished exchange as an episodic memory."""
+    extract_facts: bool = True
+    """After a run, let the model extract durable facts into memory (a background task)."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The jsonb form stored on the agent."""
+        return {
+            "recall_k": self.recall_k,
+            "blocks": list(self.blocks) if self.blocks is not None else None,
+            "history_messages": self.history_messages,
+            "save_episodes": self.save_episodes,
+            "extract_facts": self.extract_facts,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> MemoryPolicy:
+        """Inverse of `as_json`; missing keys take their defaults."""
+        blocks = raw.get("blocks")
+        values = {k: v for k, v in raw.items() if k in _POLICY_FIELDS and k != "blocks"}
+        return cls(**values, blocks=tuple(blocks) if blocks is not None else None)
+
+
+_POLICY_FIELDS = ("recall_k", "history_messages", "save_episodes", "extract_facts")
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A stored agent spec."""
+
+    id: uuid.UUID
+    """Primary key."""
+    tenant_id: uuid.UUID
+    """Owner."""
+    name: str
+    """Unique per tenant."""
+    instructions: str
+    """The system prompt's first part."""
+    model: str
+    """A router alias (`local` is the bundled model)."""
+    tools: tuple[str, ...]
+    """Names of the tools it may call."""
+    memory: MemoryPolicy
+    """How it uses memory."""
+    max_steps: int
+    """Most model calls per run."""
+    temperature: float | None
+    """Sampling temperature; None: the model's default."""
+    metadata: dict[str, Any]
+    """Free JSON object."""
+    created_at: datetime
+    """Creation time."""
+    updated_at: datetime
+    """Last change."""
+
+
+@dataclass(frozen=True)
+class ChatSession:
+    """A conversation of one end user with one agent."""
+
+    id: uuid.UUID
+    """Primary key."""
+    tenant_id: uuid.UUID
+    """Owner."""
+    agent_id: uuid.UUID
+    """The agent."""
+    user_id: str | None
+    """The end user (memories and user blocks are scoped to it)."""
+    metadata: dict[str, Any]
+    """Free JSON object."""
+    summary: str
+    """The model's summary of the messages older than the context holds."""
+    summary_through: int
+    """Seq of the last message the summary covers (0: none)."""
+    created_at: datetime
+    """Creation time."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """A user message or an agent's answer."""
+
+    id: uuid.UUID
+    """Primary key."""
+    seq: int
+    """Global order; later messages have larger values."""
+    session_id: uuid.UUID
+    """The session."""
+    run_id: uuid.UUID | None
+    """The run it started (user) or ended (assistant)."""
+    role: Literal["user", "assistant"]
+    """Who wrote it."""
+    content: str
+    """The text."""
+    created_at: datetime
+    """When it was written."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens and cost summed over a run's model calls."""
+
+    prompt_tokens: int = 0
+    """Prompt tokens."""
+    completion_tokens: int = 0
+    """Generated tokens."""
+    cost_usd: float = 0.0
+    """Cost; 0 for local models."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One execution of an agent on one user message."""
+
+    id: uuid.UUID
+    """Primary key."""
+    tenant_id: uuid.UUID
+    """Owner."""
+    session_id: uuid.UUID
+    """The session."""
+    agent_id: uuid.UUID
+    """The agent."""
+    status: RunStatus
+    """queued, running, succeeded, failed, cancelled or incomplete (see stop_reason)."""
+    input: str
+    """The user message."""
+    output: str | None
+    """The final answer, when succeeded."""
+    stop_reason: str | None
+    """Why it ended: answer, max_steps, cancelled, error, worker_lost."""
+    error: dict[str, Any] | None
+    """{"type", "message"} when it failed."""
+    steps: int
+    """Model calls made."""
+    usage: Usage
+    """Token and cost totals."""
+    cancel_requested: bool
+    """A cancel was asked for and not yet acted on (or acted on)."""
+    attempts: int
+    """How many times a worker claimed it (more than 1 after a crash)."""
+    created_at: datetime
+    """When it was queued."""
+    started_at: datetime | None
+    """When a worker first claimed it."""
+    finished_at: datetime | None
+    """When it ended."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Free JSON object given with the message."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended."""
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class ToolCallRecord:
+    """A persisted tool call."""
+
+    step: int
+    """The step that asked for it."""
+    call_id: str
+    """The model's id for the call."""
+    position: int
+    """Order within the step."""
+    name: str
+    """Tool name."""
+    arguments: str
+    """Raw JSON arguments as the model wrote them."""
+    result: str | None
+    """What the model is shown; None while it has not finished."""
+    is_error: bool
+    """Whether the result is an error message."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """A persisted model call of a run."""
+
+    step: int
+    """1-based."""
+    context: list[dict[str, Any]]
+    """The messages sent to the model (the recorded context)."""
+    output: dict[str, Any]
+    """{"content", "tool_calls": [{"id", "name", "arguments"}], "finish_reason"}."""
+    decision: str
+    """What the loop decided: final, tools, tool_error, empty, max_steps, failed."""
+    invalid_attempts: int
+    """Consecutive unusable outputs up to and including this one."""
+    usage: Usage
+    """Tokens and cost of the call."""
+    model_ms: float
+    """Time spent waiting for the model."""
+    tool_calls: tuple[ToolCallRecord, ...]
+    """Its tool calls in order."""
+    created_at: datetime
+    """When the output was persisted."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """An entry of a run's event log."""
+
+    run_id: uuid.UUID
+    """The run."""
+    seq: int
+    """1-based order within the run; the SSE `id`."""
+    type: str
+    """The SSE `event` (see agents/events.py)."""
+    data: dict[str, Any]
+    """JSON payload; always includes `run_id`."""
+    created_at: datetime
+    """When it was appended."""

@@ -1,0 +1,126 @@
+"""Gathers what a run's context is made of (I/O), and folds old history into the summary.
+
+Memories are retrieved once per attempt, for the run's user message; blocks are re-read at
+every step, so an edit by a core_memory tool shows in the very next step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from agents import agent_store
+from agents.prompt import (
+    Messages,
+    fit_history,
+    history_messages,
+    replay,
+    summary_request,
+    system_prompt,
+)
+from agents.records import Agent, ChatSession, Message, Run, Step
+from agents.tokens import count_tokens, litellm_model, prompt_budget
+from core.db import transaction
+from core.errors import UserError
+from inference.model_client import ChatRequest, ChatResult
+from memory.blocks import render_blocks
+from memory.filters import MemoryFilter
+from memory.records import SearchHit
+
+if TYPE_CHECKING:
+    from agents.executor import Services
+
+log = logging.getLogger(__name__)
+
+ModelCall = Callable[[Run, ChatRequest], ChatResult]
+
+
+class ContextBuilder:
+    """Builds the messages of each step of one run attempt."""
+
+    def __init__(
+        self, services: Services, call: ModelCall, agent: Agent, chat: ChatSession, run: Run
+    ) -> None:
+        self.s = services
+        self._call = call
+        self.agent = agent
+        self.chat = chat
+        self.run = run
+        self._counter_model = litellm_model(services.settings, agent.model)
+        self._memories = self._recall()
+
+    def count(self, messages: Messages) -> int:
+        """Tokens of these messages for the agent's model (an estimate; see agents/tokens)."""
+        return count_tokens(self._counter_model, messages)
+
+    def _recall(self) -> list[SearchHit]:
+        store, k = self.s.memory, self.agent.memory.recall_k
+        if store is None or k == 0:
+            return []
+        where = MemoryFilter(agent_id=self.agent.id, user_id=self.chat.user_id)
+        try:
+            return store.search(self.run.tenant_id, self.run.input, k=k, where=where)
+        except UserError as exc:  # e.g. a message longer than a memory may be
+            log.info("run %s: no memories recalled: %s", self.run.id, exc.message)
+            return []
+
+    def _blocks(self) -> str:
+        store = self.s.memory
+        if store is None:
+            return ""
+        blocks = store.list_blocks(self.run.tenant_id, self.agent.id, user_id=self.chat.user_id)
+        wanted = self.agent.memory.blocks
+        if wanted is not None:
+            blocks = [b for b in blocks if b.label in wanted]
+        return render_blocks(blocks)
+
+    def messages(self, steps: list[Step], *, tools_schema: list[dict[str, Any]]) -> Messages:
+        """The full context of the next step."""
+        with transaction(self.s.engine) as session:
+            chat = agent_store.get_session(session, self.run.tenant_id, self.chat.id)
+            pending = agent_store.unsummarised_history(
+                session, chat.id, self.run.created_at, chat.summary_through
+            )
+        blocks = self._blocks()
+        tail: Messages = [{"role": "user", "content": self.run.input}, *replay(steps)]
+        tools_cost: Messages = [{"role": "system", "content": str(tools_schema)}]
+        budget = prompt_budget(self.s.settings, self.agent.model)
+
+        def system(summary: str) -> Messages:
+            text = system_prompt(
+                self.agent.instructions,
+                now=self.s.clock.now(),
+                blocks=blocks,
+                memories=self._memories,
+                summary=summary,
+            )
+            return [{"role": "system", "content": text}]
+
+        summary = chat.summary
+        recent = pending[-self.agent.memory.history_messages :] if pending else []
+        overflow = pending[: len(pending) - len(recent)]
+        fixed = system(summary) + tail + tools_cost
+        kept, over_budget = fit_history(recent, fixed, budget, self.count)
+        overflow += over_budget
+        if overflow:
+            summary = self._summarise(chat, summary, overflow)
+            kept, _ = fit_history(kept, system(summary) + tail + tools_cost, budget, self.count)
+        return system(summary) + history_messages(kept) + tail
+
+    def _summarise(self, chat: ChatSession, previous: str, overflow: list[Message]) -> str:
+        """Fold the overflowing messages into the session's summary and keep it."""
+        request = ChatRequest(
+            model=self.agent.model,
+            messages=summary_request(previous, overflow),
+            temperature=0.0,
+            max_tokens=min(400, self.s.settings.agent_max_output_tokens),
+        )
+        result = self._call(self.run, request)
+        summary = (result.content or "").strip()
+        if not summary:  # keep the history rather than lose it behind an empty summary
+            log.warning("run %s: the model returned an empty summary", self.run.id)
+            return previous
+        with transaction(self.s.engine) as session:
+            agent_store.save_summary(session, chat.id, summary, overflow[-1].seq)
+        return summary

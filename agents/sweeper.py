@@ -1,0 +1,68 @@
+"""Finds runs no worker is executing and sends them to the queue again.
+
+A run whose worker died keeps status `running` with a lease that lapses; a run whose queue
+message was lost (the API died between commit and send, a broker restart) stays `queued`.
+Every worker runs a sweeper thread; `FOR UPDATE SKIP LOCKED` and the re-stamped `enqueued_at`
+keep several sweepers from sending one run twice in an interval, and a duplicate message is
+harmless anyway: only one worker can claim a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import Engine
+
+from agents import run_store
+from agents.queue import RunQueue
+from core.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+# A queued run may simply be waiting for a free worker; it is re-sent only after this long
+# (or six sweep intervals, if longer), so a busy queue is not flooded with duplicates.
+QUEUED_RESEND_S = 60.0
+
+
+def sweep_once(engine: Engine, queue: RunQueue, interval_s: float) -> int:
+    """One pass; returns how many runs were sent again."""
+    with transaction(engine) as session:
+        due = run_store.due_for_requeue(
+            session,
+            resend_after_s=interval_s,
+            queued_after_s=max(QUEUED_RESEND_S, 6 * interval_s),
+        )
+    for run_id in due:
+        queue.enqueue_run(run_id)
+    if due:
+        log.info("sweeper re-queued %d run(s): %s", len(due), ", ".join(map(str, due)))
+    return len(due)
+
+
+class Sweeper:
+    """A daemon thread calling `sweep_once` every `interval_s`."""
+
+    def __init__(self, engine: Engine, queue: RunQueue, interval_s: float) -> None:
+        self._engine = engine
+        self._queue = queue
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="agentmill-sweeper", daemon=True)
+
+    def start(self) -> None:
+        """Start sweeping."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current pass."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                sweep_once(self._engine, self._queue, self._interval_s)
+            except Exception:  # a database hiccup must not kill the sweeper for good
+                log.exception("sweep failed; trying again in %.0f s", self._interval_s)

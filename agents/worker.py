@@ -1,0 +1,142 @@
+"""The worker: `celery -A agents.worker worker` (or `agentmill worker`).
+
+Importing this module builds the Celery app from the settings. Each worker process builds its
+services once (database engine, model client, tools, memory store with its embedder, the
+event-loop portal) and runs runs in a pool of threads; a sweeper thread re-queues lost runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from functools import lru_cache
+from typing import Any
+
+from celery import signals
+
+from agents import agent_store, run_store
+from agents.builtin_tools import BUILTIN_TOOLS
+from agents.executor import RunExecutor, Services
+from agents.facts import extract_facts
+from agents.memory_tools import MEMORY_TOOLS
+from agents.portal import Portal
+from agents.queue import EXECUTE_RUN, EXTRACT_FACTS, RunQueue, make_celery
+from agents.queue import QUEUE as QUEUE_NAME
+from agents.sweeper import Sweeper
+from agents.tools import ToolRegistry, load_entry_point_tools, load_module_tools
+from core.config import Settings, load_settings
+from core.db import create_db_engine, transaction
+from core.embedded_pg import running_url
+from core.errors import ConfigError
+from inference.bundled import served_model_id
+from inference.client import RouterClient
+from memory.embedder import SentenceTransformerEmbedder
+from memory.service import MemoryStore
+
+log = logging.getLogger(__name__)
+
+
+def database_url(settings: Settings) -> str:
+    """The configured database, or the embedded one `agentmill up` runs on this home."""
+    if settings.database_url:
+        return settings.database_url
+    url = running_url(settings.pg_dir)
+    if url is None:
+        raise ConfigError(
+            f"no database: set AGENTMILL_DATABASE_URL, or start `agentmill up` (which runs the "
+            f"embedded one in {settings.pg_dir})"
+        )
+    return url
+
+
+SETTINGS = load_settings()
+DATABASE_URL = database_url(SETTINGS)
+app = make_celery(SETTINGS, DATABASE_URL)
+QUEUE = RunQueue(app)
+
+
+def build_tools(settings: Settings) -> ToolRegistry:
+    """Built-in and memory tools, then deployers' (entry points and AGENTMILL_TOOL_MODULES)."""
+    registry = ToolRegistry([*BUILTIN_TOOLS, *MEMORY_TOOLS])
+    for extra in (*load_entry_point_tools(), *load_module_tools(settings.tool_modules)):
+        registry.register(extra)
+    return registry
+
+
+@lru_cache(maxsize=1)
+def services() -> Services:
+    """This process's services, built on first use."""
+    settings = SETTINGS
+    engine = create_db_engine(
+        DATABASE_URL,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        pool_size=settings.worker_concurrency + 2,
+    )
+    memory = MemoryStore(engine, SentenceTransformerEmbedder(), settings)
+    return Services(
+        engine=engine,
+        model=RouterClient(settings, served_model_id(settings)),
+        tools=build_tools(settings),
+        portal=Portal(),
+        settings=settings,
+        memory=memory,
+        enqueue_run=QUEUE.enqueue_run,
+        after_run=QUEUE.enqueue_facts,
+    )
+
+
+@lru_cache(maxsize=1)
+def executor() -> RunExecutor:
+    """This process's executor; its owner name is unique per process start."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return RunExecutor(services(), owner)
+
+
+@app.task(name=EXECUTE_RUN, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def execute_run(run_id: str) -> None:
+    """Execute or resume one run (idempotent: a finished or held run is left alone)."""
+    executor().execute(uuid.UUID(run_id))
+
+
+@app.task(name=EXTRACT_FACTS, acks_late=True, ignore_result=True)
+def extract_run_facts(run_id: str) -> None:
+    """Store the durable facts of a succeeded run, if its agent asks for them."""
+    svc = services()
+    with transaction(svc.engine) as session:
+        run = run_store.load_run(session, uuid.UUID(run_id))
+        if run is None or run.status != "succeeded" or svc.memory is None:
+            return
+        agent = agent_store.get_agent(session, run.tenant_id, run.agent_id)
+        chat = agent_store.get_session(session, run.tenant_id, run.session_id)
+    if not agent.memory.extract_facts:
+        return
+    stored = svc.portal.call(extract_facts(svc.model, svc.memory, agent, chat, run))
+    log.info("run %s: %d fact(s) stored", run_id, stored)
+
+
+_sweeper: list[Sweeper] = []
+
+
+@signals.worker_ready.connect
+def _start_sweeper(**_: Any) -> None:
+    svc = services()
+    sweeper = Sweeper(svc.engine, QUEUE, SETTINGS.sweep_interval_s)
+    sweeper.start()
+    _sweeper.append(sweeper)
+
+
+@signals.worker_shutdown.connect
+def _stop_sweeper(**_: Any) -> None:
+    for sweeper in _sweeper:
+        sweeper.stop()
+
+
+def run_worker(concurrency: int | None = None) -> int:
+    """`agentmill worker`: a worker on the configured broker until SIGTERM/SIGINT."""
+    argv = ["worker", "--loglevel", SETTINGS.log_level, "--pool", "threads"]
+    argv += ["--concurrency", str(concurrency or SETTINGS.worker_concurrency)]
+    argv += ["--queues", QUEUE_NAME, "--without-gossip", "--without-mingle"]
+    app.worker_main(argv)
+    return 0
