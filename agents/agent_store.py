@@ -14,10 +14,26 @@ from sqlalchemy.orm import Session
 
 from agents.errors import AgentBusy
 from agents.models import AgentRow, MessageRow, RunRow, SessionRow
-from agents.records import ACTIVE_STATUSES, Agent, ChatSession, MemoryPolicy, Message
+from agents.records import (
+    ACTIVE_STATUSES,
+    Agent,
+    ChatSession,
+    MemoryPolicy,
+    Message,
+    ToolChoice,
+)
 from core.errors import Conflict, NotFound
 
-AGENT_FIELDS = ("name", "instructions", "model", "tools", "memory", "max_steps", "temperature")
+AGENT_FIELDS = (
+    "name",
+    "instructions",
+    "model",
+    "tools",
+    "memory",
+    "max_steps",
+    "tool_choice",
+    "temperature",
+)
 
 
 def _agent(row: AgentRow) -> Agent:
@@ -30,11 +46,18 @@ def _agent(row: AgentRow) -> Agent:
         tools=tuple(row.tools),
         memory=MemoryPolicy.from_json(dict(row.memory)),
         max_steps=row.max_steps,
+        tool_choice=_tool_choice(row.tool_choice),
         temperature=row.temperature,
         metadata=dict(row.metadata_),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _tool_choice(value: str) -> ToolChoice:
+    if value == "required":
+        return "required"
+    return "none" if value == "none" else "auto"
 
 
 def _session(row: SessionRow) -> ChatSession:
@@ -71,6 +94,7 @@ def create_agent(session: Session, tenant_id: uuid.UUID, values: Mapping[str, An
         tools=list(values.get("tools", ())),
         memory=values.get("memory", MemoryPolicy()).as_json(),
         max_steps=values["max_steps"],
+        tool_choice=values.get("tool_choice", "auto"),
         temperature=values.get("temperature"),
         metadata_=dict(values.get("metadata", {})),
     )

@@ -177,12 +177,14 @@ class RunExecutor:
                 raise RunCancelled
             with transaction(self.s.engine) as session:
                 steps = run_store.load_steps(session, run.id)
-            messages = builder.messages(steps, tools_schema=tools.schemas())
+            offered = tools.schemas() if len(tools) and agent.tool_choice != "none" else []
+            messages = builder.messages(steps, tools_schema=offered)
+            first = state.step == 1 and agent.tool_choice == "required"
             request = ChatRequest(
                 model=agent.model,
                 messages=messages,
-                tools=tools.schemas() or None,
-                tool_choice="auto" if len(tools) else None,
+                tools=offered or None,
+                tool_choice=("required" if first else "auto") if offered else None,
                 temperature=agent.temperature,
                 max_tokens=self.s.settings.agent_max_output_tokens,
             )
@@ -276,6 +278,8 @@ class RunExecutor:
             self._end(run, "succeeded", stop_reason=reason, output=text)
             self.s.after_run(run.id)
         elif step.decision == "max_steps":
+            if agent.memory.save_episodes:
+                self._remember(run, agent, chat, None)  # what the user said still counts
             message = f"the run used all {agent.max_steps} steps without a final answer"
             self._end(
                 run,
@@ -287,12 +291,14 @@ class RunExecutor:
             reason = step.output.get("failure") or "the model's output could not be used"
             self._fail(run, "invalid_model_output", str(reason))
 
-    def _remember(self, run: Run, agent: Agent, chat: ChatSession, answer: str) -> None:
-        """The exchange as an episodic memory; writing it twice (after a crash) deduplicates."""
+    def _remember(self, run: Run, agent: Agent, chat: ChatSession, answer: str | None) -> None:
+        """The exchange (or, without an answer, the user's message) as an episodic memory;
+        writing it twice (after a crash) deduplicates."""
         if self.s.memory is None:
             return
         limit = self.s.settings.memory_max_content_chars
-        content = f"User: {run.input}\nAssistant: {answer}"[:limit]
+        exchange = f"User: {run.input}" + (f"\nAssistant: {answer}" if answer else "")
+        content = exchange[:limit]
         try:
             self.s.memory.add(
                 run.tenant_id,

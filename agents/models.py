@@ -35,6 +35,7 @@ class AgentRow(Base):
     tools: Mapped[list[str]] = mapped_column(JSONB)
     memory: Mapped[dict[str, Any]] = mapped_column(JSONB)
     max_steps: Mapped[int]
+    tool_choice: Mapped[str] = mapped_column(String(16), server_default="auto")
     temperature: Mapped[float | None]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
     created_at: Mapped[datetime] = _created()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+ToolChoice = Literal["auto", "required", "none"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "incomplete"]
 ACTIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running")
 FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "cancelled", "incomplete")
@@ -68,6 +69,9 @@ class Agent:
     """How it uses memory."""
     max_steps: int
     """Most model calls per run."""
+    tool_choice: ToolChoice
+    """The first step's tool choice: `required` makes the model start with a tool call (the
+    later steps are `auto`, so it can answer); `none` never offers tools."""
     temperature: float | None
     """Sampling temperature; None: the model's default."""
     metadata: dict[str, Any]

@@ -21,7 +21,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigError
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
-_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "sqla+postgresql+psycopg")
+_BROKER_SCHEMES = (
+    "redis",
+    "rediss",
+    "amqp",
+    "amqps",
+    "sqla+postgresql+psycopg",
+    "agentmill-sqla+postgresql+psycopg",
+)
 
 
 class ModelRoute(BaseModel):
@@ -47,7 +54,9 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     """agentmill's configuration, read from `AGENTMILL_*` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="AGENTMILL_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTMILL_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     environment: Literal["development", "production"] = Field(
         default="development",

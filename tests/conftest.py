@@ -20,6 +20,8 @@ from core.db import create_db_engine, transaction
 from core.embedded_pg import EmbeddedPostgres
 from core.tenants import create_key, ensure_tenant
 
+pytest_plugins = ["tests.services"]
+
 
 def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)

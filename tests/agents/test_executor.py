@@ -336,3 +336,21 @@ def test_core_memory_edits_show_in_the_next_step(world: World) -> None:
     assert world.run(run.id).status == "succeeded"
     assert "Name: Ada" in model.requests[1].messages[0]["content"]
     assert "Name: unknown" in model.requests[0].messages[0]["content"]
+
+
+def test_required_tool_choice_applies_to_the_first_step_only(world: World) -> None:
+    world.update_agent(tool_choice="required")
+    run = world.message("6*7")
+    model = ScriptedModel(
+        [tool_calls_reply(("calculator", {"expression": "6*7"})), text_reply("42")]
+    )
+    world.executor(model).execute(run.id)
+    assert [r.tool_choice for r in model.requests] == ["required", "auto"]
+
+
+def test_tool_choice_none_offers_no_tools(world: World) -> None:
+    world.update_agent(tool_choice="none")
+    run = world.message("hi")
+    model = ScriptedModel([text_reply("hello")])
+    world.executor(model).execute(run.id)
+    assert (model.requests[0].tools, model.requests[0].tool_choice) == (None, None)

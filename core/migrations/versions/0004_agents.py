@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("tools", JSONB, nullable=False, server_default="[]"),
         sa.Column("memory", JSONB, nullable=False, server_default="{}"),
         sa.Column("max_steps", sa.Integer, nullable=False),
+        sa.Column("tool_choice", sa.String(16), nullable=False, server_default="auto"),
         sa.Column("temperature", sa.Float),
         sa.Column("metadata", JSONB, nullable=False, server_default="{}"),
         _time("created_at"),

@@ -1,0 +1,164 @@
+"""Real Celery workers (Redis broker) executing runs on the bundled model through the real
+inference server: tool calls, memory across sessions, and a worker killed mid-run."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from agents import agent_store, run_store
+from agents.events import read_events
+from agents.queue import RunQueue, make_celery
+from agents.records import MemoryPolicy, Run
+from core.config import Settings
+from core.db import transaction
+from core.tenants import ensure_tenant
+from tests.services import Worker, WorkerFactory
+
+pytestmark = pytest.mark.timeout(400)
+
+
+def worker_env(
+    database_url: str, redis_url: str, inference_url: str, **extra: str
+) -> dict[str, str]:
+    return {
+        "AGENTMILL_DATABASE_URL": database_url,
+        "AGENTMILL_BROKER_URL": redis_url,
+        "AGENTMILL_INFERENCE_URL": inference_url,
+        "AGENTMILL_TOOL_MODULES": '["tests.agents.e2e_tools"]',
+        "AGENTMILL_RUN_LEASE_S": "3",
+        "AGENTMILL_SWEEP_INTERVAL_S": "1",
+        **extra,
+    }
+
+
+def make_agent(engine: Engine, tools: list[str], **spec: object) -> tuple[uuid.UUID, uuid.UUID]:
+    with transaction(engine) as session:
+        tenant_id, _ = ensure_tenant(session, "e2e")
+        agent = agent_store.create_agent(
+            session,
+            tenant_id,
+            {
+                "name": f"agent-{uuid.uuid4().hex[:6]}",
+                "instructions": "You are a helpful assistant. Use the tools when asked.",
+                "model": "local",
+                "tools": tools,
+                "max_steps": 3,
+                "tool_choice": "required",
+                "memory": MemoryPolicy(extract_facts=False),
+                "temperature": 0.0,
+                **spec,
+            },
+        )
+    return tenant_id, agent.id
+
+
+def send(
+    engine: Engine, queue: RunQueue, tenant_id: uuid.UUID, chat_id: uuid.UUID, text: str
+) -> Run:
+    with transaction(engine) as session:
+        new = run_store.create_run(session, tenant_id, chat_id, text)
+    queue.enqueue_run(new.run.id)
+    return new.run
+
+
+def wait_finished(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID, timeout_s: float) -> Run:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with transaction(engine) as session:
+            run = run_store.get_run(session, tenant_id, run_id)
+        if run.finished:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} not finished after {timeout_s} s: {run.status}")
+
+
+def new_session(engine: Engine, tenant_id: uuid.UUID, agent_id: uuid.UUID, user: str) -> uuid.UUID:
+    with transaction(engine) as session:
+        return agent_store.create_session(
+            session, tenant_id, agent_id, user_id=user, metadata={}
+        ).id
+
+
+def test_a_worker_runs_tools_and_remembers_across_sessions(
+    engine: Engine,
+    database_url: str,
+    redis_url: str,
+    inference_url: str,
+    start_worker: WorkerFactory,
+) -> None:
+    start_worker(worker_env(database_url, redis_url, inference_url))
+    queue = RunQueue(make_celery(Settings(broker_url=redis_url), database_url))
+    tenant_id, agent_id = make_agent(engine, ["calculator"])
+    first = new_session(engine, tenant_id, agent_id, "ada")
+
+    run = send(engine, queue, tenant_id, first, "Please compute 12*7 with the calculator.")
+    done = wait_finished(engine, tenant_id, run.id, 120)
+    assert done.status in ("succeeded", "incomplete"), done.error
+    with transaction(engine) as session:
+        steps = run_store.load_steps(session, run.id)
+        events = read_events(session, tenant_id, run.id)
+    calls = [c for s in steps for c in s.tool_calls]
+    assert calls
+    assert calls[0].name == "calculator"
+    assert calls[0].result is not None
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].type == f"run.{done.status}"
+
+    remember = send(engine, queue, tenant_id, first, "My cat is called Biscuit.")
+    assert wait_finished(engine, tenant_id, remember.id, 120).status in ("succeeded", "incomplete")
+    later = new_session(engine, tenant_id, agent_id, "ada")
+    recall = send(engine, queue, tenant_id, later, "What is my cat called?")
+    wait_finished(engine, tenant_id, recall.id, 120)
+    with transaction(engine) as session:
+        context = run_store.load_steps(session, recall.id)[0].context
+    assert "My cat is called Biscuit." in context[0]["content"]  # recalled into the system part
+
+
+def test_a_killed_worker_is_replaced_and_no_tool_call_runs_twice(
+    engine: Engine,
+    database_url: str,
+    redis_url: str,
+    inference_url: str,
+    start_worker: WorkerFactory,
+    tmp_path: Path,
+) -> None:
+    record = tmp_path / "record.txt"
+    record.touch()
+    env = worker_env(database_url, redis_url, inference_url, AGENTMILL_TEST_RECORD=str(record))
+    doomed: Worker = start_worker(env)
+    queue = RunQueue(make_celery(Settings(broker_url=redis_url), database_url))
+    tenant_id, agent_id = make_agent(engine, ["slow_record"], max_steps=2)
+    chat = new_session(engine, tenant_id, agent_id, "bob")
+    run = send(engine, queue, tenant_id, chat, "Record the note 'hello'.")
+
+    deadline = time.monotonic() + 120
+    while "start" not in record.read_text():
+        assert time.monotonic() < deadline, doomed.output()
+        time.sleep(0.1)
+    doomed.kill()  # SIGKILL in the middle of the slow tool call
+    start_worker(env)
+    done = wait_finished(engine, tenant_id, run.id, 180)
+
+    assert done.finished
+    assert done.attempts >= 2
+    lines = [line.split() for line in record.read_text().splitlines()]
+    finished = Counter(call for kind, call, _ in lines if kind == "done")
+    assert finished, lines
+    assert all(count == 1 for count in finished.values()), lines
+    with transaction(engine) as session:
+        steps = run_store.load_steps(session, run.id)
+        events = read_events(session, tenant_id, run.id)
+    call_ids = [c.call_id for s in steps for c in s.tool_calls]
+    assert set(finished) == set(call_ids)  # every persisted call's effect happened, once
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))  # nothing lost
+    per_call = Counter(
+        (e.type, e.data["call_id"]) for e in events if e.type in ("tool.call", "tool.result")
+    )
+    assert all(count == 1 for count in per_call.values()), per_call  # nothing duplicated
+    assert [e.data["attempt"] for e in events if e.type == "run.started"][-1] >= 2

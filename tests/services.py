@@ -1,0 +1,139 @@
+"""Fixtures for end-to-end tests: the real inference server (bundled model), a real Redis
+broker, and real Celery workers as child processes. In CI a missing Redis fails the test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from core.web.threaded import free_port
+
+REDIS_URL = os.environ.get("AGENTMILL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (local)
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout_s:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes], *, kill: bool = False) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def inference_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL (…/v1) of `agentmill inference` serving the bundled model."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("inference") / "server.log").open("wb")
+    env = {**os.environ, "AGENTMILL_HOME": str(tmp_path_factory.mktemp("inference-home"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "inference", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", process, 120)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        _stop(process)
+        log.close()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database of its own for this test (flushed before and after)."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        message = f"Redis is not reachable at {REDIS_URL}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    number = 1 + uuid.uuid4().int % 15
+    url = f"{REDIS_URL}/{number}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@dataclass
+class Worker:
+    """A worker child process and its log."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies mid-whatever, as in a crash."""
+        _stop(self.process, kill=True)
+
+    def output(self) -> str:
+        """What it logged."""
+        return self.log.read_text(errors="replace")
+
+
+WorkerFactory = Callable[..., Worker]
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Starts `agentmill worker` children with the given environment; stops them after."""
+    started: list[Worker] = []
+
+    def start(env: dict[str, str], *, concurrency: int = 4, ready_timeout_s: float = 120) -> Worker:
+        log = tmp_path / f"worker-{len(started)}.log"
+        out = log.open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "worker", "--concurrency", str(concurrency)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        out.close()
+        worker = Worker(process, log)
+        started.append(worker)
+        deadline = time.monotonic() + ready_timeout_s
+        while " ready." not in worker.output():
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited with {process.returncode}:\n{worker.output()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker not ready:\n{worker.output()}")
+            time.sleep(0.2)
+        return worker
+
+    yield start
+    for worker in started:
+        _stop(worker.process)
