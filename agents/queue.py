@@ -1,8 +1,8 @@
 """The Celery app and how runs reach it: one configuration for workers and producers.
 
 Broker: `AGENTMILL_BROKER_URL` (Redis in production) or, unset, the database itself through
-kombu's SQLAlchemy transport (embedded default; it polls, so a task waits up to
-`SQL_POLL_S` before a worker sees it). Tasks are acknowledged late and re-queued when their
+kombu's SQLAlchemy transport (embedded default, agents/pg_broker.py; it polls, so a task
+waits up to 0.2 s before a worker sees it). Tasks are acknowledged late and re-queued when their
 worker is lost; a run is also protected by its lease and the sweeper (agents/sweeper.py),
 because a broker's redelivery of an unacknowledged message can take an hour (Redis's
 visibility timeout).
@@ -11,31 +11,31 @@ visibility timeout).
 from __future__ import annotations
 
 import uuid
-from typing import Any, Protocol
+from typing import Protocol
 
 from celery import Celery
 
+from agents import pg_broker
 from core.config import Settings
 from core.db import sqlalchemy_url
 
 EXECUTE_RUN = "agentmill.execute_run"
 EXTRACT_FACTS = "agentmill.extract_facts"
 QUEUE = "agentmill"
-SQL_POLL_S = 0.2
+
+pg_broker.register()
 
 
 def broker_url(settings: Settings, database_url: str) -> str:
     """The configured broker, or the database as one."""
     if settings.broker_url:
         return settings.broker_url
-    return "sqla+" + sqlalchemy_url(database_url)
+    return f"{pg_broker.SCHEME}+{sqlalchemy_url(database_url)}"
 
 
 def make_celery(settings: Settings, database_url: str) -> Celery:
     """A Celery app with agentmill's task options (tasks are registered by agents.worker)."""
-    url = broker_url(settings, database_url)
-    transport: dict[str, Any] = {"polling_interval": SQL_POLL_S} if url.startswith("sqla+") else {}
-    app = Celery("agentmill", broker=url, set_as_current=False)
+    app = Celery("agentmill", broker=broker_url(settings, database_url), set_as_current=False)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -48,7 +48,6 @@ def make_celery(settings: Settings, database_url: str) -> Celery:
         worker_concurrency=settings.worker_concurrency,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options=transport,
         enable_utc=True,
     )
     return app

@@ -11,9 +11,9 @@ import pytest
 
 from core.config import Settings
 from core.web.threaded import free_port, serve_in_thread
+from inference.bundled import BUNDLED_MODEL_ID
 from inference.client import RouterClient
 from inference.errors import UnknownModel
-from inference.bundled import BUNDLED_MODEL_ID
 from inference.llama_engine import LlamaEngine
 from inference.model_client import ChatRequest
 from inference.server import create_inference_app

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.config import Settings
-from inference.llama_native import bundled_gguf
 from inference.bundled import served_model_id
+from inference.llama_native import bundled_gguf
 from inference.main import build_engine
 
 

@@ -15,8 +15,8 @@ from jsonschema import Draft202012Validator
 from openai import OpenAI
 
 from core.web.threaded import serve_in_thread
-from inference.embeddings import BundledEmbeddings
 from inference.bundled import BUNDLED_MODEL_ID
+from inference.embeddings import BundledEmbeddings
 from inference.llama_engine import LlamaEngine
 from inference.server import create_inference_app
 
