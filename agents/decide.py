@@ -23,6 +23,10 @@ from inference.model_client import ChatResult, ToolCallRequest
 EMPTY_OUTPUT_MESSAGE = (
     "Your last reply was empty. Answer the user in plain text, or call one of the tools."
 )
+CUT_OFF_MESSAGE = (
+    "Your tool call was cut off at the token limit before it was complete. Call the tool "
+    "again with short arguments."
+)
 SKIPPED_CALL_MESSAGE = (
     "not run: another tool call in the same reply had an error; call it again if still needed"
 )
@@ -48,6 +52,8 @@ class RunState:
     """Consecutive outputs before this one that could not be acted on."""
     max_invalid_attempts: int = 3
     """How many consecutive unusable outputs are answered with an error; one more fails."""
+    tool_required: bool = False
+    """This step's request demanded a tool call (tool_choice `required`)."""
 
     def __post_init__(self) -> None:
         if self.step < 1 or self.max_steps < 1:
@@ -98,7 +104,8 @@ class ToolArgumentError:
 
 @dataclass(frozen=True)
 class EmptyOutput:
-    """The model returned neither text nor tool calls: tell it so and try again."""
+    """The model returned neither text nor tool calls (or a required tool call was cut off):
+    tell it so and try again."""
 
     attempt: int
     """How many consecutive unusable outputs this makes."""
@@ -130,6 +137,10 @@ def decide(state: RunState, output: ChatResult, tools: CallValidator) -> Decisio
     attempt = state.invalid_attempts + 1
     if not output.tool_calls:
         text = (output.content or "").strip()
+        if state.tool_required and output.finish_reason == "length":
+            # Constrained decoding guarantees a call unless the token limit cut it short.
+            cut = EmptyOutput(attempt, CUT_OFF_MESSAGE)
+            return _retry(state, cut, "the tool call was cut off at the token limit")
         if text:
             return FinalAnswer(text, truncated=output.finish_reason == "length")
         return _retry(state, EmptyOutput(attempt), "the model returned an empty reply")

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -173,22 +173,23 @@ class RunExecutor:
             invalid_attempts=last.invalid_attempts if last else 0,
         )
         while True:
-            if self._heartbeat(run.id):
-                raise RunCancelled
             with transaction(self.s.engine) as session:
                 steps = run_store.load_steps(session, run.id)
             offered = tools.schemas() if len(tools) and agent.tool_choice != "none" else []
             messages = builder.messages(steps, tools_schema=offered)
-            first = state.step == 1 and agent.tool_choice == "required"
+            # `required` holds until the run's first tool call has been made.
+            required = bool(offered) and agent.tool_choice == "required"
+            required = required and not any(s.decision == "tools" for s in steps)
+            state = replace(state, tool_required=required)
             request = ChatRequest(
                 model=agent.model,
                 messages=messages,
                 tools=offered or None,
-                tool_choice=("required" if first else "auto") if offered else None,
+                tool_choice=("required" if required else "auto") if offered else None,
                 temperature=agent.temperature,
                 max_tokens=self.s.settings.agent_max_output_tokens,
             )
-            self._event(run, "step.started", {"step": state.step, "attempt": run.attempts})
+            self._start_step(run, state.step)
             started = time.monotonic()
             try:
                 output = self._model_call(run, request, stream_step=state.step)
@@ -233,6 +234,8 @@ class RunExecutor:
         }
         if isinstance(decision, Failed):
             recorded["failure"] = decision.reason
+        if isinstance(decision, EmptyOutput):
+            recorded["retry_message"] = decision.message
         write = StepWrite(
             step=state.step,
             context=context,
@@ -343,6 +346,20 @@ class RunExecutor:
     def _heartbeat(self, run_id: uuid.UUID) -> bool:
         with transaction(self.s.engine) as session:
             return run_store.heartbeat(session, run_id, self.owner, self.s.settings.run_lease_s)
+
+    def _start_step(self, run: Run, step: int) -> None:
+        """Renew the lease, hear a cancel, and append step.started: one transaction (one
+        commit) per step rather than a heartbeat's and the event's."""
+        with transaction(self.s.engine) as session:
+            if run_store.heartbeat(session, run.id, self.owner, self.s.settings.run_lease_s):
+                raise RunCancelled
+            append_event(
+                session,
+                run.tenant_id,
+                run.id,
+                "step.started",
+                {"step": step, "attempt": run.attempts},
+            )
 
     def _event(self, run: Run, type_: str, data: dict[str, Any]) -> None:
         with transaction(self.s.engine) as session:

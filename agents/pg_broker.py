@@ -15,7 +15,7 @@ POLL_S = 0.2
 """How often an idle worker asks the database for a task (the default is 1 s)."""
 
 
-class Transport(SQLAlchemyTransport):  # type: ignore[misc]  # kombu is untyped
+class Transport(SQLAlchemyTransport):  # kombu is untyped: its classes are Any to mypy
     """kombu's SQLAlchemy transport with a shorter polling interval."""
 
     polling_interval = POLL_S

@@ -67,7 +67,8 @@ def replay(steps: Sequence[Step]) -> Messages:
         output = step.output
         calls = output.get("tool_calls") or []
         if step.decision == "empty":
-            messages.append({"role": "user", "content": EMPTY_OUTPUT_MESSAGE})
+            retry = output.get("retry_message") or EMPTY_OUTPUT_MESSAGE
+            messages.append({"role": "user", "content": retry})
             continue
         if not calls:
             continue  # final, max_steps, failed: nothing comes after them

@@ -6,6 +6,7 @@ import pytest
 
 from agents.builtin_tools import BUILTIN_TOOLS
 from agents.decide import (
+    CUT_OFF_MESSAGE,
     EMPTY_OUTPUT_MESSAGE,
     SKIPPED_CALL_MESSAGE,
     CallError,
@@ -151,3 +152,13 @@ def test_run_state_refuses_nonsense(
 ) -> None:
     with pytest.raises(ValueError, match=r"start at 1|cannot be negative"):
         RunState(step, max_steps, invalid, max_invalid)
+
+
+def test_a_cut_off_reply_when_a_tool_call_was_required_is_retried() -> None:
+    state = RunState(step=1, max_steps=5, tool_required=True)
+    cut = ChatResult(content='{"name": "calculator", "arguments": {"expre', finish_reason="length")
+    decision = decide(state, cut, TOOLS)
+    assert decision == EmptyOutput(1, CUT_OFF_MESSAGE)
+    free = decide(STATE, cut, TOOLS)
+    assert isinstance(free, FinalAnswer)
+    assert free.truncated

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from agents import run_store
 from agents.agent_store import get_session, list_messages
+from agents.decide import CUT_OFF_MESSAGE
 from agents.prompt import SUMMARY_INSTRUCTIONS
 from agents.records import MemoryPolicy, Usage
 from agents.run_store import StepWrite
@@ -354,3 +355,20 @@ def test_tool_choice_none_offers_no_tools(world: World) -> None:
     model = ScriptedModel([text_reply("hello")])
     world.executor(model).execute(run.id)
     assert (model.requests[0].tools, model.requests[0].tool_choice) == (None, None)
+
+
+def test_a_required_tool_call_cut_off_is_retried_as_required(world: World) -> None:
+    world.update_agent(tool_choice="required")
+    run = world.message("6*7")
+    cut_off = ChatResult(
+        content='{"name": "calculator", "arguments": {"expression": "6*7 = ', finish_reason="length"
+    )
+    model = ScriptedModel(
+        [cut_off, tool_calls_reply(("calculator", {"expression": "6*7"})), text_reply("42")]
+    )
+    world.executor(model).execute(run.id)
+
+    assert world.run(run.id).output == "42"
+    assert [r.tool_choice for r in model.requests] == ["required", "required", "auto"]
+    assert model.requests[1].messages[-1] == {"role": "user", "content": CUT_OFF_MESSAGE}
+    assert [s.decision for s in world.steps(run.id)] == ["empty", "tools", "final"]

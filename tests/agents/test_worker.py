@@ -1,5 +1,5 @@
 """Real Celery workers (Redis broker) executing runs on the bundled model through the real
-inference server: tool calls, memory across sessions, and a worker killed mid-run."""
+inference server: a worker killed mid-run. (tests/api/test_e2e.py drives a worker over REST.)"""
 
 from __future__ import annotations
 
@@ -83,41 +83,6 @@ def new_session(engine: Engine, tenant_id: uuid.UUID, agent_id: uuid.UUID, user:
         return agent_store.create_session(
             session, tenant_id, agent_id, user_id=user, metadata={}
         ).id
-
-
-def test_a_worker_runs_tools_and_remembers_across_sessions(
-    engine: Engine,
-    database_url: str,
-    redis_url: str,
-    inference_url: str,
-    start_worker: WorkerFactory,
-) -> None:
-    start_worker(worker_env(database_url, redis_url, inference_url))
-    queue = RunQueue(make_celery(Settings(broker_url=redis_url), database_url))
-    tenant_id, agent_id = make_agent(engine, ["calculator"])
-    first = new_session(engine, tenant_id, agent_id, "ada")
-
-    run = send(engine, queue, tenant_id, first, "Please compute 12*7 with the calculator.")
-    done = wait_finished(engine, tenant_id, run.id, 120)
-    assert done.status in ("succeeded", "incomplete"), done.error
-    with transaction(engine) as session:
-        steps = run_store.load_steps(session, run.id)
-        events = read_events(session, tenant_id, run.id)
-    calls = [c for s in steps for c in s.tool_calls]
-    assert calls
-    assert calls[0].name == "calculator"
-    assert calls[0].result is not None
-    assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    assert events[-1].type == f"run.{done.status}"
-
-    remember = send(engine, queue, tenant_id, first, "My cat is called Biscuit.")
-    assert wait_finished(engine, tenant_id, remember.id, 120).status in ("succeeded", "incomplete")
-    later = new_session(engine, tenant_id, agent_id, "ada")
-    recall = send(engine, queue, tenant_id, later, "What is my cat called?")
-    wait_finished(engine, tenant_id, recall.id, 120)
-    with transaction(engine) as session:
-        context = run_store.load_steps(session, recall.id)[0].context
-    assert "My cat is called Biscuit." in context[0]["content"]  # recalled into the system part
 
 
 def test_a_killed_worker_is_replaced_and_no_tool_call_runs_twice(

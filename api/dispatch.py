@@ -1,0 +1,72 @@
+"""Changes to runs that the queue must hear about: write in one transaction, send after commit.
+
+A worker that received a run id before its row was committed would find nothing to do, so the
+queue is only ever told after the commit. If the send itself fails (broker down), the run stays
+`queued` and the workers' sweeper (agents/sweeper.py) sends it later: the request still
+succeeds, because the run is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Engine
+
+from agents import run_store
+from agents.queue import RunSender
+from agents.records import Run
+from agents.run_store import NewRun
+from core.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+def _send(queue: RunSender, run_id: uuid.UUID) -> None:
+    try:
+        queue.enqueue_run(run_id)
+    except Exception:
+        log.exception("could not enqueue run %s; the sweeper will send it later", run_id)
+
+
+def start_run(
+    engine: Engine,
+    queue: RunSender,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    content: str,
+    *,
+    queue_behind: bool,
+    idempotency_key: str | None,
+    metadata: Mapping[str, Any],
+) -> NewRun:
+    """Write the user message and its queued run; send it unless it waits behind the
+    session's active run or is an idempotent retry (which is never sent twice)."""
+    with transaction(engine) as session:
+        new = run_store.create_run(
+            session,
+            tenant_id,
+            session_id,
+            content,
+            queue=queue_behind,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+    if new.created and new.start_now:
+        _send(queue, new.run.id)
+    return new
+
+
+def cancel_run(engine: Engine, queue: RunSender, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
+    """Ask the run to stop. A queued run ends here and now, so nobody else will start the run
+    queued behind it in its session: send that one."""
+    with transaction(engine) as session:
+        run = run_store.request_cancel(session, tenant_id, run_id)
+        following = (
+            run_store.next_queued(session, run.session_id) if run.status == "cancelled" else None
+        )
+    if following is not None:
+        _send(queue, following)
+    return run

@@ -1,0 +1,64 @@
+"""Runs: state, steps, the event stream (SSE), cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from agents import run_store
+from api import dispatch
+from api.deps import EngineDep, EventsHubDep, PrincipalDep, RunId, RunQueueDep
+from api.schemas.common import Page
+from api.schemas.runs import RunPublic, StepPublic
+from api.streaming import fetch_run, sse_response
+from core.db import transaction
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+
+@router.get("/{run_id}")
+def get_run(principal: PrincipalDep, run_id: RunId, engine: EngineDep) -> RunPublic:
+    """A run's status, output, usage and error."""
+    with transaction(engine) as session:
+        return RunPublic.of(run_store.get_run(session, principal.tenant_id, run_id))
+
+
+@router.get("/{run_id}/steps")
+def list_steps(principal: PrincipalDep, run_id: RunId, engine: EngineDep) -> Page[StepPublic]:
+    """Every persisted step in order, with its tool calls and the context the model saw."""
+    with transaction(engine) as session:
+        steps = run_store.list_steps(session, principal.tenant_id, run_id)
+    return Page(data=[StepPublic.of(s) for s in steps])
+
+
+@router.get(
+    "/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE of the events."}},
+)
+async def run_events(
+    principal: PrincipalDep,
+    run_id: RunId,
+    engine: EngineDep,
+    hub: EventsHubDep,
+    after: Annotated[int, Query(ge=0, description="Send events with a larger seq.")] = 0,
+    last_event_id: Annotated[
+        int | None, Header(alias="Last-Event-ID", ge=0, description="Overrides `after`.")
+    ] = None,
+) -> StreamingResponse:
+    """The run's events as Server-Sent Events: those after `Last-Event-ID` (or `after`) from
+    the log, then new ones as they happen; the stream ends after the run's final event."""
+    await fetch_run(engine, principal.tenant_id, run_id)  # 404 before the stream starts
+    start = last_event_id if last_event_id is not None else after
+    return sse_response(engine, hub, principal.tenant_id, run_id, after=start)
+
+
+@router.post("/{run_id}/cancel")
+def cancel_run(
+    principal: PrincipalDep, run_id: RunId, engine: EngineDep, queue: RunQueueDep
+) -> RunPublic:
+    """Stop a run: a queued one ends now (`cancelled`), a running one at its worker's next
+    check (`cancel_requested` is true until then); a finished one is returned unchanged."""
+    return RunPublic.of(dispatch.cancel_run(engine, queue, principal.tenant_id, run_id))

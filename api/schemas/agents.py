@@ -1,0 +1,203 @@
+"""Agent bodies: AgentCreate, AgentUpdate (PATCH), AgentPublic, and the memory policy's."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from agents.records import Agent, MemoryPolicy, ToolChoice
+from api.schemas.common import Metadata, invalid
+from core.config import Settings
+
+# The API process does not load deployer tools, so it checks only the shape of a name; a name
+# no worker knows fails the run with a configuration_error when it starts.
+ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+# The label rule of memory/blocks.py.
+BlockLabel = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+_BODY = ConfigDict(extra="forbid")
+
+
+def _unique(values: list[str] | None) -> list[str] | None:
+    if values is not None and len(set(values)) != len(values):
+        raise ValueError("must not repeat a name")
+    return values
+
+
+class MemoryPolicyIn(BaseModel):
+    """How an agent uses memory (every field optional, with its default)."""
+
+    model_config = _BODY
+
+    recall_k: int = Field(default=5, ge=0, le=50, description="Memories retrieved per message.")
+    blocks: list[BlockLabel] | None = Field(
+        default=None, max_length=64, description="Core block labels in context; null: all."
+    )
+    history_messages: int = Field(default=20, ge=0, le=200, description="Recent messages kept.")
+    save_episodes: bool = Field(default=True, description="Store each exchange as a memory.")
+    extract_facts: bool = Field(default=True, description="Extract durable facts after a run.")
+
+    @field_validator("blocks")
+    @classmethod
+    def blocks_unique(cls, value: list[str] | None) -> list[str] | None:
+        """Refuse a label listed twice."""
+        return _unique(value)
+
+    def policy(self) -> MemoryPolicy:
+        """The agents layer's form."""
+        values = self.model_dump()
+        blocks = values.pop("blocks")
+        return MemoryPolicy(**values, blocks=tuple(blocks) if blocks is not None else None)
+
+
+class MemoryPolicyPatch(MemoryPolicyIn):
+    """A partial memory policy: the fields sent replace the agent's, the rest stay."""
+
+    def apply(self, current: MemoryPolicy) -> MemoryPolicy:
+        """`current` with the sent fields replaced."""
+        changes = self.model_dump(exclude_unset=True)
+        if changes.get("blocks") is not None:
+            changes["blocks"] = tuple(changes["blocks"])
+        return dataclasses.replace(current, **changes)
+
+
+class MemoryPolicyPublic(BaseModel):
+    """An agent's memory policy."""
+
+    recall_k: int
+    blocks: list[str] | None
+    history_messages: int
+    save_episodes: bool
+    extract_facts: bool
+
+    @classmethod
+    def of(cls, policy: MemoryPolicy) -> MemoryPolicyPublic:
+        """From the agents layer's form."""
+        return cls.model_validate(policy.as_json())
+
+
+class AgentCreate(BaseModel):
+    """Body of POST /v1/agents."""
+
+    model_config = _BODY
+
+    name: str = Field(min_length=1, max_length=128, description="Unique per tenant.")
+    instructions: str = Field(default="", max_length=20_000, description="The system prompt.")
+    model: str = Field(default="local", min_length=1, max_length=128, description="Alias.")
+    tools: list[ToolName] = Field(default_factory=list, max_length=64)
+    memory: MemoryPolicyIn = Field(default_factory=MemoryPolicyIn)
+    max_steps: int = Field(default=8, ge=1, le=50, description="Most model calls per run.")
+    tool_choice: ToolChoice = Field(
+        default="auto",
+        description="First step: auto, required (start with a tool call) or none (no tools).",
+    )
+    temperature: float | None = Field(default=None, ge=0, le=2, description="null: default.")
+    metadata: Metadata = Field(default_factory=dict)
+
+    @field_validator("tools")
+    @classmethod
+    def tools_unique(cls, value: list[str]) -> list[str]:
+        """Refuse a tool listed twice."""
+        return _unique(value) or []
+
+    def values(self) -> dict[str, Any]:
+        """The mapping agent_store.create_agent takes."""
+        values = self.model_dump(exclude={"memory"})
+        values["memory"] = self.memory.policy()
+        return values
+
+
+class AgentUpdate(BaseModel):
+    """Body of PATCH /v1/agents/{id}: only the fields sent change (`metadata` is replaced as a
+    whole, `memory` field by field); `temperature` may be set to null."""
+
+    model_config = _BODY
+
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    instructions: str | None = Field(default=None, max_length=20_000)
+    model: str | None = Field(default=None, min_length=1, max_length=128)
+    tools: list[ToolName] | None = Field(default=None, max_length=64)
+    memory: MemoryPolicyPatch | None = None
+    max_steps: int | None = Field(default=None, ge=1, le=50)
+    tool_choice: ToolChoice | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    metadata: Metadata | None = None
+
+    @field_validator(
+        "name",
+        "instructions",
+        "model",
+        "tools",
+        "memory",
+        "max_steps",
+        "tool_choice",
+        "metadata",
+        mode="before",
+    )
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        """Only `temperature` can be set to null; the others can only be left out."""
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def tools_unique(cls, value: list[str] | None) -> list[str] | None:
+        """Refuse a tool listed twice."""
+        return _unique(value)
+
+    def changes(self, current: Agent) -> dict[str, Any]:
+        """The mapping agent_store.update_agent takes, for an agent now like `current`."""
+        changes = self.model_dump(exclude_unset=True, exclude={"memory"})
+        if self.memory is not None:
+            changes["memory"] = self.memory.apply(current.memory)
+        return changes
+
+
+def check_model(model: str | None, settings: Settings) -> None:
+    """422 (param `model`) unless `model` is a router alias: `local` or a key of
+    settings.models. The check is here, not in the body, because it needs the settings."""
+    aliases = {"local", *settings.models}
+    if model is not None and model not in aliases:
+        known = ", ".join(sorted(aliases))
+        raise invalid("model", f"unknown model alias {model!r}; known: {known}", value=model)
+
+
+class AgentPublic(BaseModel):
+    """An agent as the API returns it."""
+
+    id: uuid.UUID
+    name: str
+    instructions: str
+    model: str
+    tools: list[str]
+    memory: MemoryPolicyPublic
+    max_steps: int
+    tool_choice: ToolChoice
+    temperature: float | None
+    metadata: Metadata
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentPublic:
+        """From the agents layer's record."""
+        return cls(
+            id=agent.id,
+            name=agent.name,
+            instructions=agent.instructions,
+            model=agent.model,
+            tools=list(agent.tools),
+            memory=MemoryPolicyPublic.of(agent.memory),
+            max_steps=agent.max_steps,
+            tool_choice=agent.tool_choice,
+            temperature=agent.temperature,
+            metadata=agent.metadata,
+            created_at=agent.created_at,
+            updated_at=agent.updated_at,
+        )

@@ -1,0 +1,106 @@
+"""Session and message bodies: SessionCreate, SessionPublic, MessageCreate, MessagePublic."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from agents.records import ChatSession, Message
+from api.schemas.common import Metadata
+
+MAX_MESSAGE_CHARS = 32_000
+"""Longest user message; the request body limit (AGENTMILL_MAX_BODY_BYTES) applies as well."""
+
+
+class SessionCreate(BaseModel):
+    """Body of POST /v1/agents/{id}/sessions (it may be empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="The end user; their memories and core blocks are scoped to it.",
+    )
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class SessionPublic(BaseModel):
+    """A session as the API returns it."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    user_id: str | None
+    metadata: Metadata
+    created_at: datetime
+
+    @classmethod
+    def of(cls, chat: ChatSession) -> SessionPublic:
+        """From the agents layer's record."""
+        return cls(
+            id=chat.id,
+            agent_id=chat.agent_id,
+            user_id=chat.user_id,
+            metadata=chat.metadata,
+            created_at=chat.created_at,
+        )
+
+
+class MessageCreate(BaseModel):
+    """Body of POST /v1/sessions/{id}/messages: a user message, which starts a run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    stream: bool = Field(default=False, description="Answer with the run's events (SSE).")
+    wait: bool = Field(default=False, description="Answer when the run ends or at timeout_s.")
+    timeout_s: float = Field(default=60.0, gt=0, le=300, description="Longest wait (wait=true).")
+    queue: bool = Field(
+        default=False, description="Run after the session's active run instead of a 409."
+    )
+    metadata: Metadata = Field(default_factory=dict, description="Kept on the run.")
+
+    @field_validator("content")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        """Refuse a message of only whitespace."""
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("wait")
+    @classmethod
+    def one_mode(cls, value: bool, info: ValidationInfo) -> bool:
+        """Answer with a stream or after waiting, not both."""
+        if value and info.data.get("stream"):
+            raise ValueError("stream and wait cannot both be true")
+        return value
+
+
+class MessagePublic(BaseModel):
+    """A session message: the user's, or the agent's answer."""
+
+    id: uuid.UUID
+    seq: int = Field(description="Order in the session; the `after_seq` cursor.")
+    session_id: uuid.UUID
+    run_id: uuid.UUID | None
+    role: Literal["user", "assistant"]
+    content: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, message: Message) -> MessagePublic:
+        """From the agents layer's record."""
+        return cls(
+            id=message.id,
+            seq=message.seq,
+            session_id=message.session_id,
+            run_id=message.run_id,
+            role=message.role,
+            content=message.content,
+            created_at=message.created_at,
+        )

@@ -1,0 +1,138 @@
+"""Following a run from async code: its events as Server-Sent Events, or waiting for its end.
+
+Both subscribe to the run on the event hub first, then read the table, then sleep until woken
+or POLL_S passes, and read again: the table is the truth, notifications only cut the delay.
+The engine is synchronous, so each read runs in a worker thread (`asyncio.to_thread`); no
+thread is held while a follower sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from agents import run_store
+from agents.events import TERMINAL_TYPES, read_events
+from agents.records import Event, Run
+from api.events_hub import EventHub
+from core.db import transaction
+from core.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0
+"""Longest a follower sleeps without re-reading, in case a notification was missed."""
+KEEPALIVE_S = 15.0
+"""An idle stream sends a comment this often, so proxies and clients keep it open."""
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def sse_event(event: Event) -> str:
+    """One event in the SSE wire format: id (its seq), event (its type), data (JSON)."""
+    data = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n"
+
+
+@dataclass(frozen=True)
+class _Batch:
+    events: list[Event]
+    """New events, in order."""
+    done: bool
+    """Nothing more will come: the run had ended before these events were read, or is gone."""
+
+
+def _read(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int) -> _Batch:
+    with transaction(engine) as session:
+        try:
+            # The run first: if it had ended, its final event was committed with that change,
+            # so the read below sees it (or it was at or before `after`).
+            ended = run_store.get_run(session, tenant_id, run_id).finished
+        except NotFound:  # deleted with its agent while followed
+            return _Batch([], done=True)
+        events = read_events(session, tenant_id, run_id, after=after)
+        return _Batch(events, done=ended and not events)
+
+
+def _get_run(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
+    with transaction(engine) as session:
+        return run_store.get_run(session, tenant_id, run_id)
+
+
+async def run_events(
+    engine: Engine, hub: EventHub, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int
+) -> AsyncIterator[str]:
+    """The run's events with seq > `after` in SSE form, replayed then tailed, ending after the
+    run's final event. Cancelling the consumer (client gone) ends it and its subscription."""
+    last_sent = time.monotonic()
+    with hub.subscribe(run_id) as sub:
+        while True:
+            try:
+                batch = await asyncio.to_thread(_read, engine, tenant_id, run_id, after)
+            except (DBAPIError, PoolTimeout) as exc:
+                # The client can reconnect with Last-Event-ID, but a database hiccup should
+                # not cost it a reconnect: keep the stream and try again.
+                log.warning("event stream of run %s: read failed (%s)", run_id, exc)
+                batch = _Batch([], done=False)
+            for event in batch.events:
+                yield sse_event(event)
+                after = event.seq
+                last_sent = time.monotonic()
+                if event.type in TERMINAL_TYPES:
+                    return
+            if batch.done:
+                return
+            if batch.events:
+                continue  # a full page may have more behind it
+            idle_for = time.monotonic() - last_sent
+            if idle_for >= KEEPALIVE_S:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+                idle_for = 0.0
+            await sub.wait(min(POLL_S, KEEPALIVE_S - idle_for))
+
+
+def sse_response(
+    engine: Engine, hub: EventHub, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int
+) -> StreamingResponse:
+    """A text/event-stream response of `run_events`."""
+    return StreamingResponse(
+        run_events(engine, hub, tenant_id, run_id, after),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
+async def wait_for_end(
+    engine: Engine,
+    hub: EventHub,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    within_s: float,
+    *,
+    gone: Callable[[], Awaitable[bool]] | None = None,
+) -> Run:
+    """The run once it has ended, or as it is after `within_s` seconds, or when `gone` says
+    the client has left (nobody is waiting for the answer any more)."""
+    deadline = time.monotonic() + within_s
+    with hub.subscribe(run_id) as sub:
+        while True:
+            run = await fetch_run(engine, tenant_id, run_id)
+            remaining = deadline - time.monotonic()
+            if run.finished or remaining <= 0 or (gone is not None and await gone()):
+                return run
+            await sub.wait(min(POLL_S, remaining))
+
+
+async def fetch_run(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
+    """The run of this tenant (NotFound otherwise), read in a worker thread."""
+    return await asyncio.to_thread(_get_run, engine, tenant_id, run_id)

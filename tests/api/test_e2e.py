@@ -1,0 +1,123 @@
+"""End to end over REST: the real API, a real Celery worker on Redis, the real inference
+server with the bundled model, the real embedded Postgres. A session of several messages with
+a tool call streamed over SSE, and a memory recalled into a new session of the same user."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from agents.queue import RunQueue, make_celery
+from api.app import create_app
+from core.config import Settings
+from tests.services import WorkerFactory
+
+pytestmark = pytest.mark.timeout(400)
+
+Headers = dict[str, str]
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(id, event, data) of each SSE message; comments are skipped."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if "event" in fields:
+                yield int(fields["id"]), fields["event"], json.loads(fields["data"])
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            fields[name] = value
+
+
+@pytest.fixture
+def live(
+    settings: Settings,
+    engine: Engine,
+    database_url: str,
+    redis_url: str,
+    inference_url: str,
+    start_worker: WorkerFactory,
+) -> Iterator[TestClient]:
+    """The app sending runs to a real worker over Redis."""
+    start_worker(
+        {
+            "AGENTMILL_DATABASE_URL": database_url,
+            "AGENTMILL_BROKER_URL": redis_url,
+            "AGENTMILL_INFERENCE_URL": inference_url,
+        }
+    )
+    producer = settings.model_copy(update={"broker_url": redis_url})
+    queue = RunQueue(make_celery(producer, database_url))
+    app = create_app(producer, engine, run_queue=queue)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_a_streamed_session_with_tools_and_memory_across_sessions(
+    live: TestClient, api_key: str
+) -> None:
+    auth: Headers = {"Authorization": f"Bearer {api_key}"}
+    agent = live.post(
+        "/v1/agents",
+        json={
+            "name": "e2e",
+            "instructions": "You are a helpful assistant. Use the calculator for arithmetic.",
+            "tools": ["calculator"],
+            "tool_choice": "required",
+            "max_steps": 4,
+            "memory": {"extract_facts": False},
+        },
+        headers=auth,
+    ).json()
+    first = live.post(
+        f"/v1/agents/{agent['id']}/sessions", json={"user_id": "ada"}, headers=auth
+    ).json()
+
+    body = {"content": "Please compute 12*7 with the calculator.", "stream": True}
+    with live.stream(
+        "POST", f"/v1/sessions/{first['id']}/messages", json=body, headers=auth
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = list(sse_events(response.iter_lines()))
+    ids = [ident for ident, _, _ in events]
+    kinds = [kind for _, kind, _ in events]
+    assert ids == list(range(1, len(events) + 1))
+    assert kinds[0] == "run.queued"
+    assert "tool.call" in kinds
+    assert kinds.index("tool.call") < kinds.index("tool.result")
+    assert kinds[-1] in ("run.succeeded", "run.incomplete")
+    run_id = events[0][2]["run_id"]
+    assert all(data["run_id"] == run_id for _, _, data in events)
+    run = live.get(f"/v1/runs/{run_id}", headers=auth).json()
+    assert run["status"] == kinds[-1].removeprefix("run.")
+
+    said = live.post(
+        f"/v1/sessions/{first['id']}/messages",
+        json={"content": "My cat is called Biscuit.", "wait": True, "timeout_s": 120},
+        headers=auth,
+    )
+    assert said.status_code == 200, said.text
+    assert said.json()["status"] in ("succeeded", "incomplete")
+
+    second = live.post(
+        f"/v1/agents/{agent['id']}/sessions", json={"user_id": "ada"}, headers=auth
+    ).json()
+    asked = live.post(
+        f"/v1/sessions/{second['id']}/messages",
+        json={"content": "What is my cat called?", "wait": True, "timeout_s": 120},
+        headers=auth,
+    )
+    assert asked.status_code == 200, asked.text
+    steps = live.get(f"/v1/runs/{asked.json()['id']}/steps", headers=auth).json()["data"]
+    system = steps[0]["context"][0]["content"]
+    assert "My cat is called Biscuit." in system  # recalled from the first session
+
+    history = live.get(f"/v1/sessions/{first['id']}/messages", headers=auth).json()["data"]
+    assert [m["role"] for m in history][:2] == ["user", "assistant"]
