@@ -15,7 +15,7 @@ import threading
 from sqlalchemy import Engine
 
 from agents import run_store
-from agents.queue import RunQueue
+from agents.queue import RunSender
 from core.db import transaction
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 QUEUED_RESEND_S = 60.0
 
 
-def sweep_once(engine: Engine, queue: RunQueue, interval_s: float) -> int:
+def sweep_once(engine: Engine, queue: RunSender, interval_s: float) -> int:
     """One pass; returns how many runs were sent again."""
     with transaction(engine) as session:
         due = run_store.due_for_requeue(
@@ -44,7 +44,7 @@ def sweep_once(engine: Engine, queue: RunQueue, interval_s: float) -> int:
 class Sweeper:
     """A daemon thread calling `sweep_once` every `interval_s`."""
 
-    def __init__(self, engine: Engine, queue: RunQueue, interval_s: float) -> None:
+    def __init__(self, engine: Engine, queue: RunSender, interval_s: float) -> None:
         self._engine = engine
         self._queue = queue
         self._interval_s = interval_s
