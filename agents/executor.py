@@ -259,7 +259,7 @@ class RunExecutor:
         for call in step.tool_calls:
             if call.result is not None:
                 continue  # finished before a crash: never run twice
-            call_ctx = ToolContext(**{**ctx.__dict__, "tool_call_id": call.call_id})
+            call_ctx = replace(ctx, tool_call_id=call.call_id)
             try:
                 result = self._wait(run, tools.get(call.name).call(call_ctx, call.arguments))
                 is_error = False
