@@ -40,7 +40,7 @@ from agents.errors import LeaseLost, ToolError
 from agents.events import append_event
 from agents.portal import Portal
 from agents.prompt import Messages
-from agents.records import Agent, ChatSession, Run, Step, Usage
+from agents.records import Agent, ChatSession, Run, Step, ToolCallRecord, Usage
 from agents.run_context import ContextBuilder
 from agents.run_store import StepWrite
 from agents.tools import ToolRegistry
@@ -164,7 +164,7 @@ class RunExecutor:
             self._conclude(run, agent, chat, steps[-1])  # died between deciding and ending
             return
         if steps and steps[-1].decision == "tools":
-            self._run_tools(run, steps[-1], tools, ctx)
+            steps[-1] = self._run_tools(run, steps[-1], tools, ctx)
         builder = ContextBuilder(self.s, self._model_call, agent, chat, run)
         last = steps[-1] if steps else None
         state = RunState(
@@ -172,9 +172,7 @@ class RunExecutor:
             max_steps=agent.max_steps,
             invalid_attempts=last.invalid_attempts if last else 0,
         )
-        while True:
-            with transaction(self.s.engine) as session:
-                steps = run_store.load_steps(session, run.id)
+        while True:  # `steps` is kept up to date here: no reload per step
             offered = tools.schemas() if len(tools) and agent.tool_choice != "none" else []
             messages = builder.messages(steps, tools_schema=offered)
             # `required` holds until the run's first tool call has been made.
@@ -203,8 +201,9 @@ class RunExecutor:
             decision = decide(state, output, tools)
             step = self._record(run, state, messages, output, decision, model_ms)
             if isinstance(decision, RunTools):
-                self._run_tools(run, step, tools, ctx)
-            elif not isinstance(decision, ToolArgumentError | EmptyOutput):
+                step = self._run_tools(run, step, tools, ctx)
+            steps.append(step)
+            if not isinstance(decision, RunTools | ToolArgumentError | EmptyOutput):
                 self._conclude(run, agent, chat, step)
                 return
             state = advance(state, decision)
@@ -252,12 +251,15 @@ class RunExecutor:
         with transaction(self.s.engine) as session:
             row = run_store.owned(session, run.id, self.owner)
             run_store.record_step(session, row, write)
-            return run_store.load_steps(session, run.id)[-1]
+        return run_store.written_step(write, self.s.clock.now())
 
-    def _run_tools(self, run: Run, step: Step, tools: ToolRegistry, ctx: ToolContext) -> None:
-        """Execute the step's calls that have no result yet, persisting each one as it ends."""
+    def _run_tools(self, run: Run, step: Step, tools: ToolRegistry, ctx: ToolContext) -> Step:
+        """Execute the step's calls that have no result yet, persisting each one as it ends;
+        returns the step with every result."""
+        done: list[ToolCallRecord] = []
         for call in step.tool_calls:
             if call.result is not None:
+                done.append(call)
                 continue  # finished before a crash: never run twice
             call_ctx = replace(ctx, tool_call_id=call.call_id)
             try:
@@ -270,6 +272,8 @@ class RunExecutor:
                 run_store.record_tool_result(
                     session, row, step.step, call.call_id, result, is_error
                 )
+            done.append(replace(call, result=result, is_error=is_error))
+        return replace(step, tool_calls=tuple(done))
 
     def _conclude(self, run: Run, agent: Agent, chat: ChatSession, step: Step) -> None:
         """End the run as its last persisted step decided."""

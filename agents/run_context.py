@@ -10,6 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from agents import agent_store
 from agents.prompt import (
     Messages,
@@ -24,7 +26,7 @@ from agents.tokens import count_tokens, litellm_model, prompt_budget
 from core.db import transaction
 from core.errors import UserError
 from inference.model_client import ChatRequest, ChatResult
-from memory.blocks import render_blocks
+from memory.blocks import list_blocks, render_blocks
 from memory.filters import MemoryFilter
 from memory.records import SearchHit
 
@@ -65,15 +67,14 @@ class ContextBuilder:
             log.info("run %s: no memories recalled: %s", self.run.id, exc.message)
             return []
 
-    def _blocks(self) -> str:
-        store = self.s.memory
-        if store is None:
+    def _blocks(self, session: Session) -> str:
+        if self.s.memory is None:
             return ""
-        blocks = store.list_blocks(self.run.tenant_id, self.agent.id, user_id=self.chat.user_id)
+        found = list_blocks(session, self.run.tenant_id, self.agent.id, user_id=self.chat.user_id)
         wanted = self.agent.memory.blocks
         if wanted is not None:
-            blocks = [b for b in blocks if b.label in wanted]
-        return render_blocks(blocks)
+            found = [b for b in found if b.label in wanted]
+        return render_blocks(found)
 
     def messages(self, steps: list[Step], *, tools_schema: list[dict[str, Any]]) -> Messages:
         """The full context of the next step."""
@@ -82,7 +83,7 @@ class ContextBuilder:
             pending = agent_store.unsummarised_history(
                 session, chat.id, self.run.created_at, chat.summary_through
             )
-        blocks = self._blocks()
+            blocks = self._blocks(session)  # one transaction for everything a step reads
         tail: Messages = [{"role": "user", "content": self.run.input}, *replay(steps)]
         tools_cost: Messages = [{"role": "system", "content": str(tools_schema)}]
         budget = prompt_budget(self.s.settings, self.agent.model)

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, text, update
@@ -268,6 +269,33 @@ class StepWrite:
     """(call_id, name, arguments) in order."""
     results: Mapping[str, str] | None = None
     """Error results known at decision time (invalid calls), by call id."""
+
+
+def written_step(write: StepWrite, at: datetime) -> Step:
+    """The Step that `record_step(write)` stores, without reading it back."""
+    results = write.results or {}
+    return Step(
+        step=write.step,
+        context=write.context,
+        output=write.output,
+        decision=write.decision,
+        invalid_attempts=write.invalid_attempts,
+        usage=write.usage,
+        model_ms=write.model_ms,
+        tool_calls=tuple(
+            ToolCallRecord(
+                write.step,
+                call_id,
+                position,
+                name,
+                arguments,
+                results.get(call_id),
+                call_id in results,
+            )
+            for position, (call_id, name, arguments) in enumerate(write.calls)
+        ),
+        created_at=at,
+    )
 
 
 def record_step(session: Session, run: RunRow, write: StepWrite) -> None:
