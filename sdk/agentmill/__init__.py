@@ -1,7 +1,87 @@
 """Python SDK for agentmill's REST API (httpx + pydantic only; imports nothing of the server)."""
 
-from agentmill.client import Client
-from agentmill.errors import AgentmillAPIError, AuthenticationError, NotFoundError
-from agentmill.models import Me
+from agentmill.client import AsyncClient, Client
+from agentmill.errors import (
+    AgentmillAPIError,
+    AgentmillError,
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
+    RunTimeoutError,
+    UnprocessableEntityError,
+)
+from agentmill.events import (
+    MessageDeltaEvent,
+    MessageEvent,
+    RunEvent,
+    RunFinishedEvent,
+    RunQueuedEvent,
+    RunStartedEvent,
+    StepStartedEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    UnknownEvent,
+)
+from agentmill.models import (
+    Agent,
+    Me,
+    MemoryPolicy,
+    Message,
+    Page,
+    Run,
+    Session,
+    Step,
+    ToolCall,
+    Usage,
+)
+from agentmill.resources.agents import MemoryParams
+from agentmill.retry import RetryPolicy
+from agentmill.stream import AsyncEventStream, EventStream
 
-__all__ = ["AgentmillAPIError", "AuthenticationError", "Client", "Me", "NotFoundError"]
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "Agent",
+    "AgentmillAPIError",
+    "AgentmillError",
+    "AsyncClient",
+    "AsyncEventStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConflictError",
+    "EventStream",
+    "Me",
+    "MemoryParams",
+    "MemoryPolicy",
+    "Message",
+    "MessageDeltaEvent",
+    "MessageEvent",
+    "NotFoundError",
+    "Page",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "RetryPolicy",
+    "Run",
+    "RunEvent",
+    "RunFinishedEvent",
+    "RunQueuedEvent",
+    "RunStartedEvent",
+    "RunTimeoutError",
+    "Session",
+    "Step",
+    "StepStartedEvent",
+    "ToolCall",
+    "ToolCallEvent",
+    "ToolResultEvent",
+    "UnknownEvent",
+    "UnprocessableEntityError",
+    "Usage",
+]

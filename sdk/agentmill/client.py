@@ -1,4 +1,8 @@
-"""The synchronous client."""
+"""`Client` and `AsyncClient`: one server, one API key, the resources on top.
+
+Resources hang off the client as attributes (`agents`, `sessions`, `runs`); later ones
+(`memories`, `batches`) are added the same way, each from its module in resources/.
+"""
 
 from __future__ import annotations
 
@@ -6,51 +10,69 @@ from types import TracebackType
 
 import httpx
 
-from agentmill.errors import raise_for_error
+from agentmill._http import HTTP, AsyncHTTP, Call
 from agentmill.models import Me
+from agentmill.resources.agents import Agents, AsyncAgents
+from agentmill.resources.runs import AsyncRuns, Runs
+from agentmill.resources.sessions import AsyncSessions, Sessions
+from agentmill.retry import RetryPolicy
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+USER_AGENT = "agentmill-python/0.1.0"
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"User-Agent": USER_AGENT}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
 
 
 class Client:
-    """A connection to one agentmill server, authenticated with one API key."""
+    """A connection to one agentmill server, authenticated with one API key.
+
+    `timeout_s` bounds each request (streams wait at least 45 s between reads, and `send`
+    as long as its own `timeout`); `retry` says how failed requests are retried.
+    """
 
     def __init__(
         self,
         api_key: str | None = None,
         *,
         base_url: str = DEFAULT_BASE_URL,
-        timeout_s: float = 30.0,
+        timeout_s: float | httpx.Timeout = 30.0,
+        retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(
-            base_url=base_url, headers=headers, timeout=timeout_s, transport=transport
+        client = httpx.Client(
+            base_url=base_url, headers=_headers(api_key), timeout=timeout_s, transport=transport
         )
+        self._http = HTTP(client, retry or RetryPolicy())
+        self.agents = Agents(self._http)
+        self.sessions = Sessions(self._http)
+        self.runs = Runs(self._http)
 
     def healthy(self) -> bool:
-        """Whether the server process answers `/healthz`."""
+        """Whether the server process answers `/healthz` (one attempt)."""
         try:
-            return self._http.get("/healthz").status_code == 200
+            return self._http.client.get("/healthz").status_code == 200
         except httpx.TransportError:
             return False
 
     def ready(self) -> bool:
-        """Whether the server and its database are ready (`/readyz` is 200)."""
+        """Whether the server and its database are ready (`/readyz` is 200; one attempt)."""
         try:
-            return self._http.get("/readyz").status_code == 200
+            return self._http.client.get("/readyz").status_code == 200
         except httpx.TransportError:
             return False
 
     def me(self) -> Me:
         """The tenant this client's key belongs to; raises `AuthenticationError` if invalid."""
-        response = self._http.get("/v1/me")
-        raise_for_error(response)
-        return Me.model_validate(response.json())
+        return Me.model_validate(self._http.send(Call("GET", "/v1/me")).json())
 
     def close(self) -> None:
         """Close the underlying connections."""
-        self._http.close()
+        self._http.client.close()
 
     def __enter__(self) -> Client:
         return self
@@ -62,3 +84,57 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AsyncClient:
+    """The asyncio twin of `Client`: the same resources, their methods awaitable."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout_s: float | httpx.Timeout = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        client = httpx.AsyncClient(
+            base_url=base_url, headers=_headers(api_key), timeout=timeout_s, transport=transport
+        )
+        self._http = AsyncHTTP(client, retry or RetryPolicy())
+        self.agents = AsyncAgents(self._http)
+        self.sessions = AsyncSessions(self._http)
+        self.runs = AsyncRuns(self._http)
+
+    async def healthy(self) -> bool:
+        """Whether the server process answers `/healthz` (one attempt)."""
+        try:
+            return (await self._http.client.get("/healthz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    async def ready(self) -> bool:
+        """Whether the server and its database are ready (`/readyz` is 200; one attempt)."""
+        try:
+            return (await self._http.client.get("/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    async def me(self) -> Me:
+        """The tenant this client's key belongs to; raises `AuthenticationError` if invalid."""
+        return Me.model_validate((await self._http.send(Call("GET", "/v1/me"))).json())
+
+    async def aclose(self) -> None:
+        """Close the underlying connections."""
+        await self._http.client.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

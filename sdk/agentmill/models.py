@@ -1,10 +1,28 @@
-"""Response models of the SDK (mirrors of the server's public schemas)."""
+"""Response models of the SDK: mirrors of the server's public schemas (api/schemas/*.py).
+
+Fields the server adds later are ignored rather than refused, so an older SDK keeps working.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "incomplete"]
+FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "incomplete"})
+"""Statuses a run never leaves."""
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass `next_cursor` back for the next (None: no more)."""
+
+    data: list[T]
+    next_cursor: str | None = None
 
 
 class Me(BaseModel):
@@ -13,3 +31,120 @@ class Me(BaseModel):
     tenant_id: uuid.UUID
     tenant_name: str
     key_id: str
+
+
+class MemoryPolicy(BaseModel):
+    """How an agent uses memory."""
+
+    recall_k: int
+    """Long-term memories retrieved per message."""
+    blocks: list[str] | None
+    """Core block labels shown in context; None: all of the agent's and user's."""
+    history_messages: int
+    """Recent session messages in context; older ones are summarised."""
+    save_episodes: bool
+    """Store each finished exchange as a memory."""
+    extract_facts: bool
+    """Let the model extract durable facts after a run."""
+
+
+class Agent(BaseModel):
+    """An agent: instructions, model alias, tools, memory policy."""
+
+    id: uuid.UUID
+    name: str
+    instructions: str
+    model: str
+    tools: list[str]
+    memory: MemoryPolicy
+    max_steps: int
+    tool_choice: Literal["auto", "required", "none"]
+    temperature: float | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class Session(BaseModel):
+    """A conversation with an agent, optionally for one end user."""
+
+    id: uuid.UUID
+    agent_id: uuid.UUID
+    user_id: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class Message(BaseModel):
+    """A session message: the user's, or the agent's answer."""
+
+    id: uuid.UUID
+    seq: int
+    """Order in the session."""
+    session_id: uuid.UUID
+    run_id: uuid.UUID | None
+    role: Literal["user", "assistant"]
+    content: str
+    created_at: datetime
+
+
+class Usage(BaseModel):
+    """Tokens and cost."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+class Run(BaseModel):
+    """One execution of an agent on one user message."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    agent_id: uuid.UUID
+    status: RunStatus
+    input: str
+    output: str | None
+    """The answer, once the run has succeeded."""
+    stop_reason: str | None
+    """answer, max_steps, cancelled, error or worker_lost."""
+    error: dict[str, Any] | None
+    """`{"type", "message"}` of a failed run."""
+    steps: int
+    usage: Usage
+    attempts: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    metadata: dict[str, Any]
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended (succeeded, failed, cancelled or incomplete)."""
+        return self.status in FINAL_STATUSES
+
+
+class ToolCall(BaseModel):
+    """A tool call of a step; `result` is None while it has not finished."""
+
+    call_id: str
+    position: int
+    name: str
+    arguments: str
+    result: str | None
+    is_error: bool
+
+
+class Step(BaseModel):
+    """A model call of a run: the context sent, the output, what the loop decided."""
+
+    step: int
+    context: list[dict[str, Any]]
+    output: dict[str, Any]
+    decision: str
+    invalid_attempts: int
+    usage: Usage
+    model_ms: float
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    created_at: datetime

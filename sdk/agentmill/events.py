@@ -1,0 +1,131 @@
+"""Typed run events, as `GET /v1/runs/{id}/events` and a streamed message send them.
+
+Each SSE message becomes one model: its `id` (the event's sequence number in the run), its
+`type`, and its data's fields. A type this SDK does not know becomes an `UnknownEvent` with the
+raw data, so a newer server never breaks an older client.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from agentmill.models import Usage
+
+TERMINAL_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run.incomplete"})
+"""A run's final event is one of these; nothing follows it."""
+
+
+class RunEvent(BaseModel):
+    """Base of every run event."""
+
+    id: int
+    """Sequence number in the run: 1, 2, 3, ... without gaps (the SSE id)."""
+    type: str
+    run_id: uuid.UUID
+
+    @property
+    def terminal(self) -> bool:
+        """Whether this is the run's final event."""
+        return self.type in TERMINAL_TYPES
+
+
+class RunQueuedEvent(RunEvent):
+    """The run was accepted and waits for a worker."""
+
+    type: Literal["run.queued"]
+    session_id: uuid.UUID
+
+
+class RunStartedEvent(RunEvent):
+    """A worker claimed the run (again after a crash: attempt 2, ...)."""
+
+    type: Literal["run.started"]
+    attempt: int
+
+
+class StepStartedEvent(RunEvent):
+    """A model call begins."""
+
+    type: Literal["step.started"]
+    step: int
+    attempt: int
+
+
+class MessageDeltaEvent(RunEvent):
+    """Streamed text of the model's output; provisional (a retried step streams again)."""
+
+    type: Literal["message.delta"]
+    step: int
+    attempt: int
+    delta: str
+
+
+class ToolCallEvent(RunEvent):
+    """The model called a tool; `arguments` is the raw JSON it wrote."""
+
+    type: Literal["tool.call"]
+    step: int
+    call_id: str
+    name: str
+    arguments: str
+
+
+class ToolResultEvent(RunEvent):
+    """A tool call finished."""
+
+    type: Literal["tool.result"]
+    step: int
+    call_id: str
+    result: str
+    is_error: bool
+
+
+class MessageEvent(RunEvent):
+    """The final answer, stored as the session's assistant message."""
+
+    type: Literal["message"]
+    message_id: uuid.UUID
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class RunFinishedEvent(RunEvent):
+    """The run's final event: run.succeeded, run.failed, run.cancelled or run.incomplete."""
+
+    type: Literal["run.succeeded", "run.failed", "run.cancelled", "run.incomplete"]
+    status: str
+    stop_reason: str | None
+    steps: int
+    usage: Usage
+    error: dict[str, Any] | None = None
+
+
+class UnknownEvent(RunEvent):
+    """An event of a type this SDK does not know; `data` holds all it carried."""
+
+    data: dict[str, Any]
+
+
+_TYPES: dict[str, type[RunEvent]] = {
+    "run.queued": RunQueuedEvent,
+    "run.started": RunStartedEvent,
+    "step.started": StepStartedEvent,
+    "message.delta": MessageDeltaEvent,
+    "tool.call": ToolCallEvent,
+    "tool.result": ToolResultEvent,
+    "message": MessageEvent,
+    **dict.fromkeys(TERMINAL_TYPES, RunFinishedEvent),
+}
+
+
+def parse_event(id_: int, type_: str, data: str) -> RunEvent:
+    """The typed event of one SSE message (its id, event name and JSON data)."""
+    fields: dict[str, Any] = json.loads(data)
+    cls = _TYPES.get(type_)
+    if cls is None:
+        return UnknownEvent(id=id_, type=type_, run_id=fields["run_id"], data=fields)
+    return cls.model_validate({**fields, "id": id_, "type": type_})

@@ -1,0 +1,158 @@
+"""Scripted server answers for the SDK's unit tests (served through httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from agentmill import AsyncClient, Client, RetryPolicy
+
+RUN_ID = uuid.UUID("5f0c0000-0000-4000-8000-000000000001")
+SESSION_ID = uuid.UUID("5f0c0000-0000-4000-8000-000000000002")
+AGENT_ID = uuid.UUID("5f0c0000-0000-4000-8000-000000000003")
+NOW = "2025-01-01T00:00:00Z"
+
+
+def run_body(status: str = "succeeded", **changes: Any) -> dict[str, Any]:
+    """A run as GET /v1/runs/{id} returns it."""
+    finished = status not in ("queued", "running")
+    body: dict[str, Any] = {
+        "id": str(RUN_ID),
+        "session_id": str(SESSION_ID),
+        "agent_id": str(AGENT_ID),
+        "status": status,
+        "input": "hi",
+        "output": "hello" if status == "succeeded" else None,
+        "stop_reason": "answer" if status == "succeeded" else None,
+        "error": None,
+        "steps": 1,
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "cost_usd": 0.0},
+        "attempts": 1,
+        "cancel_requested": False,
+        "created_at": NOW,
+        "started_at": NOW,
+        "finished_at": NOW if finished else None,
+        "metadata": {},
+    }
+    return {**body, **changes}
+
+
+def agent_body(name: str = "helper", **changes: Any) -> dict[str, Any]:
+    """An agent as the API returns it."""
+    body: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "name": name,
+        "instructions": "",
+        "model": "local",
+        "tools": [],
+        "memory": {
+            "recall_k": 5,
+            "blocks": None,
+            "history_messages": 20,
+            "save_episodes": True,
+            "extract_facts": True,
+        },
+        "max_steps": 8,
+        "tool_choice": "auto",
+        "temperature": None,
+        "metadata": {},
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    return {**body, **changes}
+
+
+def error_body(type_: str, message: str, param: str | None = None) -> dict[str, Any]:
+    """The API's error envelope."""
+    return {"error": {"type": type_, "message": message, "param": param}}
+
+
+def sse(id_: int, type_: str, **data: Any) -> bytes:
+    """One event in the server's SSE form."""
+    payload = json.dumps({"run_id": str(RUN_ID), **data}, separators=(",", ":"))
+    return f"id: {id_}\nevent: {type_}\ndata: {payload}\n\n".encode()
+
+
+def run_events() -> list[bytes]:
+    """The events of a short successful run, in order (ids 1-6)."""
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "cost_usd": 0.0}
+    return [
+        sse(1, "run.queued", session_id=str(SESSION_ID)),
+        sse(2, "run.started", attempt=1),
+        sse(3, "step.started", step=1, attempt=1),
+        sse(4, "message.delta", step=1, attempt=1, delta="hel"),
+        sse(5, "message", message_id=str(uuid.uuid4()), role="assistant", content="hello"),
+        sse(6, "run.succeeded", status="succeeded", stop_reason="answer", steps=1, usage=usage),
+    ]
+
+
+def dropping(chunks: list[bytes]) -> Iterator[bytes]:
+    """A response body that sends `chunks`, then loses the connection."""
+    yield from chunks
+    raise httpx.RemoteProtocolError("peer closed connection")
+
+
+async def dropping_async(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    """`dropping` for an async client."""
+    for chunk in chunks:
+        yield chunk
+    raise httpx.RemoteProtocolError("peer closed connection")
+
+
+def event_stream(body: Any) -> httpx.Response:
+    """A 200 text/event-stream response with `body` (bytes or an iterator of them)."""
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+
+@dataclass
+class Server:
+    """Answers requests with a script of handlers, one per request, recording each."""
+
+    script: list[Callable[[httpx.Request], httpx.Response]]
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.script[len(self.requests) - 1](request)
+
+    async def handle_async(self, request: httpx.Request) -> httpx.Response:
+        """The async transport's handler."""
+        return self(request)
+
+
+def answer(
+    status: int, body: Any = None, headers: dict[str, str] | None = None
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A handler that answers `status` with JSON `body`."""
+    return lambda _request: httpx.Response(status, json=body, headers=headers)
+
+
+class Sleeps(list[float]):
+    """A sleep that records the waits instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+    async def async_sleep(self, seconds: float) -> None:
+        """The async form."""
+        self.append(seconds)
+
+
+FAST = RetryPolicy(max_retries=3, initial_delay_s=0.0, max_delay_s=0.0)
+"""Retries without waiting."""
+
+
+def client(server: Server, retry: RetryPolicy = FAST) -> Client:
+    """A Client whose requests `server` answers."""
+    transport = httpx.MockTransport(server)
+    return Client("am_key", base_url="http://am.test", transport=transport, retry=retry)
+
+
+def async_client(server: Server, retry: RetryPolicy = FAST) -> AsyncClient:
+    """An AsyncClient whose requests `server` answers."""
+    transport = httpx.MockTransport(server.handle_async)
+    return AsyncClient("am_key", base_url="http://am.test", transport=transport, retry=retry)

@@ -1,0 +1,65 @@
+"""The SDK's public surface."""
+
+from __future__ import annotations
+
+import agentmill
+
+
+def test_all_names_every_public_object_once() -> None:
+    assert len(set(agentmill.__all__)) == len(agentmill.__all__)
+    assert sorted(agentmill.__all__) == sorted(
+        name for name in vars(agentmill) if not name.startswith("_") and name[0].isupper()
+    )
+    for name in agentmill.__all__:
+        assert getattr(agentmill, name).__doc__, name
+
+
+def test_the_surface_is_the_documented_one() -> None:
+    assert set(agentmill.__all__) == {
+        "APIConnectionError",
+        "APIError",
+        "APITimeoutError",
+        "Agent",
+        "AgentmillAPIError",
+        "AgentmillError",
+        "AsyncClient",
+        "AsyncEventStream",
+        "AuthenticationError",
+        "BadRequestError",
+        "Client",
+        "ConflictError",
+        "EventStream",
+        "Me",
+        "MemoryParams",
+        "MemoryPolicy",
+        "Message",
+        "MessageDeltaEvent",
+        "MessageEvent",
+        "NotFoundError",
+        "Page",
+        "PayloadTooLargeError",
+        "RateLimitError",
+        "RetryPolicy",
+        "Run",
+        "RunEvent",
+        "RunFinishedEvent",
+        "RunQueuedEvent",
+        "RunStartedEvent",
+        "RunTimeoutError",
+        "Session",
+        "Step",
+        "StepStartedEvent",
+        "ToolCall",
+        "ToolCallEvent",
+        "ToolResultEvent",
+        "UnknownEvent",
+        "UnprocessableEntityError",
+        "Usage",
+    }
+
+
+def test_every_error_derives_from_the_root() -> None:
+    for name in agentmill.__all__:
+        obj = getattr(agentmill, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, agentmill.AgentmillError), name
