@@ -4,6 +4,11 @@ One process owns a data directory at a time: it holds an exclusive lock on `home
 for as long as it runs the server, and stops the server when it is done. Other processes on
 the same home (`agentmill keys create` while `agentmill up` runs) attach to the running server
 through its Unix socket instead of starting their own.
+
+The owner also writes the server's memory settings (`server_settings`) into
+`pg/agentmill.conf`, which `postgresql.conf` includes: PostgreSQL's defaults (128 MB of shared
+buffers) are sized for a machine of twenty years ago, and the memory search reads its HNSW
+index pages from there (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+import psutil
 import psycopg
 
 with warnings.catch_warnings():
@@ -33,6 +39,53 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "agentmill"
 _LOCK_NAME = "owner.lock"
+CONFIG_NAME = "agentmill.conf"
+"""The file in the data directory that holds the settings agentmill manages."""
+_INCLUDE = f"include_if_exists = '{CONFIG_NAME}'"
+_MB = 1024 * 1024
+
+
+def memory_limit_bytes() -> int:
+    """Memory this process may use: the machine's RAM, or a smaller cgroup (container) limit."""
+    total = int(psutil.virtual_memory().total)
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def server_settings(memory_bytes: int | None = None) -> dict[str, str]:
+    """postgresql.conf settings for the embedded server, sized to the memory available.
+
+    shared_buffers is a quarter of memory between 128 MB and 2 GB: enough to keep the memory
+    tables' HNSW index in Postgres's own cache at a few hundred thousand memories, while
+    leaving the rest to the OS cache, the model and the workers."""
+    mb = (memory_bytes if memory_bytes is not None else memory_limit_bytes()) // _MB
+    return {
+        "shared_buffers": f"{min(max(mb // 4, 128), 2048)}MB",
+        # A planner hint (no allocation): what the OS cache plus shared buffers can hold.
+        "effective_cache_size": f"{max(mb // 2, 256)}MB",
+        # Per sort or hash; HNSW iterative scans may use work_mem x hnsw.scan_mem_multiplier.
+        "work_mem": "16MB",
+        # HNSW builds are many times faster when the graph fits here.
+        "maintenance_work_mem": f"{min(max(mb // 16, 64), 1024)}MB",
+        # Local SSD or cached pages, not spinning disks.
+        "random_page_cost": "1.1",
+    }
+
+
+def write_server_config(pg_dir: Path, settings: Mapping[str, str]) -> None:
+    """Write `settings` to pg_dir/agentmill.conf and make postgresql.conf include it (last, so
+    it wins over postgresql.conf; ALTER SYSTEM's postgresql.auto.conf still wins over it)."""
+    body = "".join(f"{name} = '{value}'\n" for name, value in sorted(settings.items()))
+    header = "# Written by agentmill at every start of the embedded server; edits are lost.\n"
+    (pg_dir / CONFIG_NAME).write_text(header + body)
+    main = pg_dir / "postgresql.conf"
+    text = main.read_text()
+    if _INCLUDE not in text.splitlines():
+        with main.open("a") as handle:
+            handle.write(f"\n{_INCLUDE}\n")
 
 
 class HomeLock:
@@ -93,9 +146,11 @@ def running_url(pg_dir: Path, database: str = DATABASE_NAME) -> str | None:
 class EmbeddedPostgres:
     """Runs the embedded server of one home directory; the owner starts and stops it."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, settings: Mapping[str, str] | None = None) -> None:
         self.home = home
         self.pg_dir = home / "pg"
+        self.settings = dict(server_settings() if settings is None else settings)
+        """postgresql.conf settings written at start (default: `server_settings()`)."""
         self._lock = HomeLock(home)
         self._server: PostgresServer | None = None
         self.url: str | None = None
@@ -106,8 +161,12 @@ class EmbeddedPostgres:
         try:
             self.pg_dir.mkdir(parents=True, exist_ok=True)
             server = PostgresServer(self.pg_dir, cleanup_mode=None)
-            # pgserver initialises the directory on first use and adopts a server left running
-            # by an owner that was killed; from here on this process stops it.
+            # initdb on first use (the home lock makes this process the only one here), so the
+            # settings are in place before the server first starts.
+            server.ensure_pgdata_inited()
+            write_server_config(self.pg_dir, self.settings)
+            # pgserver adopts a server left running by an owner that was killed (it keeps the
+            # settings it started with until restarted); from here on this process stops it.
             server.start()
             self._server = server
             info = server.get_postmaster_info()

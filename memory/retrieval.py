@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from memory.candidates import Candidate
 from memory.records import SearchHit
-from memory.store import Candidate
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,19 @@ class RetrievalWeights:
     importance: float = 0.0
     """Weight of (importance - 0.5); the dev set carries no importance, so it was not tuned."""
     depth: int = 50
-    """Candidates each retriever contributes (at least 3 x k is used)."""
+    """Candidates the full-text retriever contributes (at least 3 x k is used)."""
+    vector_depth: int = 30
+    """Candidates each vector retriever contributes (at least 2 x k is used). Their cost grows
+    with it (HNSW scans), while the full text's does not; 30 lost nothing on the dev set
+    against 60 (docs/memory.md)."""
 
     def candidates(self, k: int) -> int:
-        """How deep each retriever looks for a search of k results."""
+        """How deep the full-text retriever looks for a search of k results."""
         return min(max(self.depth, 3 * k), 500)
+
+    def vector_candidates(self, k: int) -> int:
+        """How deep each vector retriever looks for a search of k results."""
+        return min(max(self.vector_depth, 2 * k), 500)
 
 
 DEFAULT_WEIGHTS = RetrievalWeights()

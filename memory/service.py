@@ -1,57 +1,32 @@
 """`MemoryStore`: the one object agents/ and api/ use for long-term memory and core blocks.
 
-It validates input, embeds (batched), decides inserts versus near-duplicate updates, and ranks
-search candidates; the SQL lives in memory.store and memory.blocks."""
+It validates queries, delegates writes to memory.writer and ranks search candidates
+(memory.retrieval); the SQL lives in memory.store, memory.candidates and memory.blocks."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.db import transaction
 from core.errors import ConfigError
-from memory import blocks, store
+from memory import blocks, candidates, store, writer
 from memory.access import AccessRecorder
 from memory.embedder import Embedder
-from memory.errors import (
-    ContentTooLarge,
-    EmbeddingDimensionMismatch,
-    EmptyContent,
-    InvalidMemoryInput,
-)
+from memory.errors import ContentTooLarge, EmptyContent, InvalidMemoryInput
 from memory.filters import MemoryFilter
 from memory.models import EMBEDDING_DIMENSION
 from memory.records import MemoryRecord, NewMemory, SearchHit, WriteResult
 from memory.retrieval import DEFAULT_WEIGHTS, RetrievalWeights, rank
-from memory.windows import BEFORE, Window, windows
 
 MAX_K = 100
 """Most results one search returns."""
-
-
-@dataclass
-class _Pending:
-    """A memory on its way in: validated, with its vectors."""
-
-    item: NewMemory
-    window: Window
-    embedding: np.ndarray[Any, Any]
-    context_embedding: np.ndarray[Any, Any]
-    result: WriteResult | None = None
-
-
-def _scope(item: NewMemory) -> tuple[object, ...]:
-    session = item.session_id if item.kind == "episodic" else None
-    return (item.agent_id, item.user_id, item.kind, session)
 
 
 class MemoryStore:
@@ -104,158 +79,20 @@ class MemoryStore:
         return self.add_many(tenant_id, [memory])[0]
 
     def add_many(self, tenant_id: uuid.UUID, memories: Sequence[NewMemory]) -> list[WriteResult]:
-        """Store memories in one transaction, embedding them in one batch. Episodic memories
-        of a session are indexed with their neighbouring turns (earlier ones already stored,
-        later ones in this batch, in list order). A memory whose embedding is within
-        `memory_dedupe_similarity` of one in its scope updates that one instead."""
+        """Store memories in one transaction, embedding them in one batch beforehand. Episodic
+        memories of a session are indexed with their neighbouring turns (earlier ones already
+        stored, later ones in this batch, in list order). A memory whose embedding is within
+        `memory_dedupe_similarity` of one in its scope updates that one instead. Nothing is
+        written when one memory is invalid. memory.writer has the details."""
         for item in memories:
-            self._validate(item)
+            writer.validate(item, self.settings)
         if not memories:
             return []
+        embedded = writer.embed(self.embedder, memories)
         with transaction(self.engine) as session:
-            stored = {
-                sid: store.recent_in_session(session, tenant_id, sid, BEFORE)
-                for sid in {m.session_id for m in memories if self._windowed(m)}
-                if sid is not None
-            }
-            pending = self._embed(memories, stored)
-            self._dedupe_and_write(session, tenant_id, pending)
-        return [p.result for p in pending if p.result is not None]
-
-    def _validate(self, item: NewMemory) -> None:
-        limit = self.settings.memory_max_content_chars
-        if not item.content.strip():
-            raise EmptyContent()
-        if len(item.content) > limit:
-            raise ContentTooLarge(len(item.content), limit)
-        if item.context is not None and len(item.context) > 4 * limit:
-            raise ContentTooLarge(len(item.context), 4 * limit, param="context")
-        if not 0.0 <= item.importance <= 1.0:
-            raise InvalidMemoryInput("importance must be between 0 and 1", param="importance")
-        if item.created_at is not None and item.created_at.tzinfo is None:
-            raise InvalidMemoryInput("created_at needs a timezone", param="created_at")
-        if item.embedding is not None and len(item.embedding) != EMBEDDING_DIMENSION:
-            raise EmbeddingDimensionMismatch(len(item.embedding), EMBEDDING_DIMENSION)
-        MemoryFilter(kinds=(item.kind,))  # refuses an unknown kind
-
-    @staticmethod
-    def _windowed(item: NewMemory) -> bool:
-        return item.context is None and item.kind == "episodic" and item.session_id is not None
-
-    def _embed(
-        self, memories: Sequence[NewMemory], stored: Mapping[uuid.UUID, list[str]]
-    ) -> list[_Pending]:
-        by_session: dict[uuid.UUID, list[int]] = {}
-        for i, item in enumerate(memories):
-            if self._windowed(item) and item.session_id is not None:
-                by_session.setdefault(item.session_id, []).append(i)
-        item_windows = [
-            Window(before=(), after=(m.context,) if m.context else ()) for m in memories
-        ]
-        for sid, positions in by_session.items():
-            for i, win in zip(
-                positions,
-                windows(stored[sid], [memories[i].content for i in positions]),
-                strict=True,
-            ):
-                item_windows[i] = win
-        # One embedder call for every text that needs a vector.
-        texts: list[str] = []
-        slots: list[tuple[int, str]] = []
-        for i, (item, win) in enumerate(zip(memories, item_windows, strict=True)):
-            if item.embedding is None:
-                slots.append((i, "content"))
-                texts.append(item.content)
-            if win.context:
-                slots.append((i, "context"))
-                texts.append(win.embedding_text(item.content))
-        vectors = self.embedder.embed(texts)
-        found: dict[tuple[int, str], np.ndarray[Any, Any]] = {
-            slot: vectors[j] for j, slot in enumerate(slots)
-        }
-        pending = []
-        for i, (item, win) in enumerate(zip(memories, item_windows, strict=True)):
-            content_vec = found.get((i, "content"))
-            if content_vec is None:
-                raw = np.asarray(item.embedding, dtype=np.float32)
-                content_vec = raw / (np.linalg.norm(raw) or 1.0)
-            pending.append(
-                _Pending(
-                    item=item,
-                    window=win,
-                    embedding=content_vec,
-                    # Without neighbours a memory's context is itself.
-                    context_embedding=found.get((i, "context"), content_vec),
-                )
+            return writer.write(
+                session, tenant_id, memories, embedded, self.settings.memory_dedupe_similarity
             )
-        return pending
-
-    def _dedupe_and_write(
-        self, session: Session, tenant_id: uuid.UUID, pending: list[_Pending]
-    ) -> None:
-        threshold = self.settings.memory_dedupe_similarity
-        kept: list[_Pending] = []
-        for entry in pending:
-            item = entry.item
-            twin = next(
-                (
-                    k
-                    for k in kept
-                    if _scope(k.item) == _scope(item)
-                    and float(np.dot(k.embedding, entry.embedding)) >= threshold
-                ),
-                None,
-            )
-            if twin is not None:  # a near-duplicate earlier in this batch: the later one wins
-                assert twin.result is not None
-                merged_meta = {**twin.item.metadata, **item.metadata}
-                importance = max(twin.item.importance, item.importance)
-                twin.item = replace(item, metadata=merged_meta, importance=importance)
-                twin.window, twin.embedding = entry.window, entry.embedding
-                twin.context_embedding = entry.context_embedding
-                entry.result = WriteResult(id=twin.result.id, deduplicated=True)
-                continue
-            existing = store.nearest_duplicate(
-                session,
-                tenant_id,
-                agent_id=item.agent_id,
-                user_id=item.user_id,
-                kind=item.kind,
-                session_id=item.session_id,
-                embedding=entry.embedding.tolist(),
-                min_similarity=threshold,
-            )
-            if existing is not None:
-                store.merge_duplicate(session, tenant_id, existing, self._row(entry))
-                entry.result = WriteResult(id=existing, deduplicated=True)
-                continue
-            entry.result = WriteResult(id=uuid.uuid4(), deduplicated=False)
-            kept.append(entry)
-        store.insert_memories(
-            session,
-            tenant_id,
-            [{**self._row(k), "id": k.result.id} for k in kept if k.result is not None],
-        )
-
-    def _row(self, entry: _Pending) -> dict[str, Any]:
-        item = entry.item
-        row: dict[str, Any] = {
-            "agent_id": item.agent_id,
-            "user_id": item.user_id,
-            "session_id": item.session_id,
-            "kind": item.kind,
-            "content": item.content,
-            "context": entry.window.context,
-            "embedding": entry.embedding.tolist(),
-            "context_embedding": entry.context_embedding.tolist(),
-            "importance": item.importance,
-            "metadata_": dict(item.metadata),
-            "source_run_id": item.source_run_id,
-            "source_message_id": item.source_message_id,
-        }
-        if item.created_at is not None:
-            row["created_at"] = item.created_at
-        return row
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -283,18 +120,20 @@ class MemoryStore:
         flt = self._filter(where)
         chosen = weights or self.weights
         embedding = self.embedder.embed([query])[0].tolist()
+        vector_depth = chosen.vector_candidates(k)
         with transaction(self.engine) as session:
-            candidates = store.search_candidates(
+            found = candidates.search_candidates(
                 session,
                 tenant_id,
                 flt,
                 query=query,
                 embedding=embedding,
                 depth=chosen.candidates(k),
+                vector_depth=vector_depth,
                 context_text_weight=chosen.context_text_weight,
-                ef_search=max(self.settings.memory_ef_search, chosen.candidates(k)),
+                ef_search=max(self.settings.memory_ef_search, vector_depth),
             )
-        hits = rank(candidates, k, now or self._clock(), chosen)
+        hits = rank(found, k, now or self._clock(), chosen)
         self._access.record(tenant_id, [hit.memory.id for hit in hits])
         return hits
 

@@ -1,7 +1,8 @@
 """The memory repository: every SQL statement on `memories`, each scoped to one tenant.
 
 Functions take an open `Session` (from `core.db.transaction`) and a tenant id; nothing here
-embeds text or ranks results (that is memory.retrieval and memory.service)."""
+embeds text or ranks results (that is memory.writer, memory.retrieval and memory.service).
+The search's candidate statement is memory.candidates."""
 
 from __future__ import annotations
 
@@ -10,31 +11,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pgvector.sqlalchemy import Vector
+from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
     ColumnElement,
-    Subquery,
     bindparam,
     cast,
-    column,
     delete,
     func,
-    literal,
     select,
     text,
     true,
-    union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, REAL, TSQUERY, array, insert
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
 from memory.filters import MemoryFilter
-from memory.models import Memory
+from memory.models import EMBEDDING_DIMENSION, Memory
 from memory.records import MemoryRecord
 
-_PUBLIC = (
+PUBLIC_COLUMNS = (
     Memory.id,
     Memory.agent_id,
     Memory.user_id,
@@ -52,22 +49,9 @@ _PUBLIC = (
 )
 
 
-def _record(row: Sequence[Any]) -> MemoryRecord:
-    return MemoryRecord(*row[: len(_PUBLIC)])
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A memory some retriever proposed, with its 1-based rank in each retriever."""
-
-    record: MemoryRecord
-    """The memory."""
-    vector_rank: int | None
-    """Rank by cosine distance of the content embedding."""
-    context_rank: int | None
-    """Rank by cosine distance of the context embedding."""
-    text_rank: int | None
-    """Rank by full-text score (ts_rank_cd over the OR of the query's lexemes)."""
+def record(row: Sequence[Any]) -> MemoryRecord:
+    """The `MemoryRecord` of a row that starts with PUBLIC_COLUMNS."""
+    return MemoryRecord(*row[: len(PUBLIC_COLUMNS)])
 
 
 def conditions(tenant_id: uuid.UUID, where: MemoryFilter) -> list[ColumnElement[bool]]:
@@ -101,94 +85,167 @@ def insert_memories(
     return [value["id"] for value in values]
 
 
-def nearest_duplicate(
+@dataclass(frozen=True)
+class Scope:
+    """Where near-duplicates are looked for: tenant, agent, user and kind, and for episodic
+    memories also the session (the same words said in another session are another event)."""
+
+    agent_id: uuid.UUID
+    """Agent."""
+    user_id: str | None
+    """End user (None matches only memories without one)."""
+    kind: str
+    """episodic, fact or summary."""
+    session_id: uuid.UUID | None
+    """Session; only compared for episodic memories."""
+
+
+def _scope_conditions(tenant_id: uuid.UUID, scope: Scope) -> list[ColumnElement[bool]]:
+    out = [
+        Memory.tenant_id == tenant_id,
+        Memory.agent_id == scope.agent_id,
+        Memory.user_id.is_(None) if scope.user_id is None else Memory.user_id == scope.user_id,
+        Memory.kind == scope.kind,
+    ]
+    if scope.kind == "episodic":
+        out.append(
+            Memory.session_id.is_(None)
+            if scope.session_id is None
+            else Memory.session_id == scope.session_id
+        )
+    return out
+
+
+def _halfvecs(name: str, vectors: Sequence[Any]) -> ColumnElement[Any]:
+    kind = ARRAY(HALFVEC(EMBEDDING_DIMENSION))
+    return cast(bindparam(name, list(vectors), type_=kind), kind)
+
+
+def nearest_duplicates(
     session: Session,
     tenant_id: uuid.UUID,
-    *,
-    agent_id: uuid.UUID,
-    user_id: str | None,
-    kind: str,
-    session_id: uuid.UUID | None,
-    embedding: Sequence[float],
+    scope: Scope,
+    embeddings: Sequence[Any],
     min_similarity: float,
-) -> uuid.UUID | None:
-    """The most similar memory of the same scope with cosine similarity >= `min_similarity`.
-
-    Scope: tenant, agent, user and kind; for episodic memories also the session (the same
-    words said in another session are another event)."""
-    distance = Memory.embedding.cosine_distance(embedding)
-    query = (
-        select(Memory.id, distance.label("distance"))
-        .where(
-            Memory.tenant_id == tenant_id,
-            Memory.agent_id == agent_id,
-            Memory.user_id.is_(None) if user_id is None else Memory.user_id == user_id,
-            Memory.kind == kind,
-        )
-        .order_by(distance)
-        .limit(1)
+) -> list[uuid.UUID | None]:
+    """For each embedding (a list or array), the most similar stored memory of `scope` with
+    cosine similarity >= `min_similarity`, or None. One statement for the whole list; exact
+    distances over the scope's rows (found through the B-tree indexes), so no match is lost
+    to an approximate index."""
+    if not embeddings:
+        return []
+    incoming = (
+        func.unnest(_halfvecs("embeddings", embeddings))
+        .table_valued("e", with_ordinality="i")
+        .render_derived("incoming")
     )
-    if kind == "episodic":
-        query = query.where(
-            Memory.session_id.is_(None) if session_id is None else Memory.session_id == session_id
-        )
-    row = session.execute(query).one_or_none()
-    if row is None or 1.0 - float(row.distance) < min_similarity:
-        return None
-    return uuid.UUID(str(row.id))
+    distance = Memory.embedding.cosine_distance(incoming.c.e)
+    query = (
+        select(incoming.c.i, Memory.id)
+        .ext(distinct_on(incoming.c.i))
+        .select_from(incoming)
+        .join(Memory, true())
+        .where(*_scope_conditions(tenant_id, scope), distance <= 1.0 - min_similarity)
+        .order_by(incoming.c.i, distance)
+    )
+    found: list[uuid.UUID | None] = [None] * len(embeddings)
+    for position, memory_id in session.execute(query):
+        found[int(position) - 1] = memory_id
+    return found
 
 
-def merge_duplicate(
-    session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID, values: Mapping[str, Any]
+def merge_duplicates(
+    session: Session, tenant_id: uuid.UUID, merges: Sequence[tuple[uuid.UUID, Mapping[str, Any]]]
 ) -> None:
-    """Overwrite a near-duplicate with the newer write: its text, embeddings and context,
-    metadata merged (new keys win), the higher importance, updated_at now."""
-    session.execute(
+    """Overwrite near-duplicates with newer writes (memory id, row values): text, embeddings
+    and context replaced, metadata merged (new keys win), the higher importance kept,
+    updated_at now. One executemany, applied in list order."""
+    if not merges:
+        return
+
+    def new(name: str, like: Any = None) -> Any:
+        return bindparam(f"new_{name}", type_=None if like is None else like.type)
+
+    statement = (
         update(Memory)
-        .where(Memory.tenant_id == tenant_id, Memory.id == memory_id)
+        .where(Memory.tenant_id == tenant_id, Memory.id == new("id"))
         .values(
-            content=values["content"],
-            context=values["context"],
-            embedding=values["embedding"],
-            context_embedding=values["context_embedding"],
-            metadata_=Memory.metadata_.op("||")(
-                literal(dict(values["metadata_"]), Memory.metadata_.type)
+            content=new("content"),
+            context=new("context"),
+            embedding=new("embedding", Memory.embedding),
+            context_embedding=new("context_embedding", Memory.context_embedding),
+            metadata_=Memory.metadata_.op("||")(new("metadata", Memory.metadata_)),
+            importance=func.greatest(Memory.importance, new("importance")),
+            source_run_id=func.coalesce(
+                new("source_run_id", Memory.source_run_id), Memory.source_run_id
             ),
-            importance=func.greatest(Memory.importance, values["importance"]),
-            source_run_id=func.coalesce(values.get("source_run_id"), Memory.source_run_id),
             source_message_id=func.coalesce(
-                values.get("source_message_id"), Memory.source_message_id
+                new("source_message_id", Memory.source_message_id), Memory.source_message_id
             ),
             updated_at=func.now(),
         )
     )
+    columns = ("content", "context", "embedding", "context_embedding", "importance")
+    session.connection().execute(
+        statement,
+        [
+            {
+                "new_id": memory_id,
+                "new_metadata": dict(values["metadata_"]),
+                "new_source_run_id": values.get("source_run_id"),
+                "new_source_message_id": values.get("source_message_id"),
+                **{f"new_{name}": values[name] for name in columns},
+            }
+            for memory_id, values in merges
+        ],
+    )
 
 
-def recent_in_session(
-    session: Session, tenant_id: uuid.UUID, session_id: uuid.UUID, n: int
-) -> list[str]:
-    """Contents of the last `n` episodic memories written in a session, oldest first."""
-    query = (
-        select(Memory.content)
+@dataclass(frozen=True)
+class StoredTurn:
+    """An episodic memory already stored in a session, as a neighbour of new turns."""
+
+    content: str
+    """Its text."""
+    embedding: Sequence[float]
+    """Its content embedding."""
+
+
+def recent_in_sessions(
+    session: Session, tenant_id: uuid.UUID, session_ids: Sequence[uuid.UUID], n: int
+) -> dict[uuid.UUID, list[StoredTurn]]:
+    """The last `n` episodic memories written in each session, oldest first (one statement)."""
+    if not session_ids or n <= 0:
+        return {sid: [] for sid in session_ids}
+    newest = func.row_number().over(partition_by=Memory.session_id, order_by=Memory.seq.desc())
+    ranked = (
+        select(Memory.session_id, Memory.seq, Memory.content, Memory.embedding, newest.label("r"))
         .where(
             Memory.tenant_id == tenant_id,
-            Memory.session_id == session_id,
+            Memory.session_id.in_(list(session_ids)),
             Memory.kind == "episodic",
         )
-        .order_by(Memory.seq.desc())
-        .limit(n)
+        .subquery()
     )
-    return list(reversed(session.scalars(query).all()))
+    rows = session.execute(
+        select(ranked.c.session_id, ranked.c.content, ranked.c.embedding)
+        .where(ranked.c.r <= n)
+        .order_by(ranked.c.session_id, ranked.c.seq)
+    )
+    out: dict[uuid.UUID, list[StoredTurn]] = {sid: [] for sid in session_ids}
+    for session_id, content, embedding in rows:
+        out[session_id].append(StoredTurn(content, embedding))
+    return out
 
 
 def get_memory(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryRecord:
     """One memory of this tenant, or `NotFound` (also for another tenant's id)."""
     row = session.execute(
-        select(*_PUBLIC).where(Memory.tenant_id == tenant_id, Memory.id == memory_id)
+        select(*PUBLIC_COLUMNS).where(Memory.tenant_id == tenant_id, Memory.id == memory_id)
     ).one_or_none()
     if row is None:
         raise NotFound("memory", str(memory_id))
-    return _record(row)
+    return record(row)
 
 
 def list_memories(
@@ -196,13 +253,13 @@ def list_memories(
 ) -> list[MemoryRecord]:
     """Memories matching the filter, newest first."""
     rows = session.execute(
-        select(*_PUBLIC)
+        select(*PUBLIC_COLUMNS)
         .where(*conditions(tenant_id, where))
         .order_by(Memory.created_at.desc(), Memory.id)
         .limit(limit)
         .offset(offset)
     )
-    return [_record(row) for row in rows]
+    return [record(row) for row in rows]
 
 
 def delete_memory(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> None:
@@ -241,93 +298,3 @@ def record_access(session: Session, tenant_id: uuid.UUID, counts: Mapping[uuid.U
         ),
         {"ids": ids, "ns": [counts[i] for i in ids], "tenant": tenant_id},
     )
-
-
-# The OR of the query's lexemes ('a' | 'b' | ...): websearch_to_tsquery would AND them, and
-# one missing word would then hide a memory. Lexemes are quoted as tsquery literals.
-_OR_TSQUERY = (
-    "SELECT CAST(string_agg("
-    "'''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', ' | ') AS tsquery) "
-    "AS tq FROM unnest(to_tsvector('english', CAST(:query AS text)))"
-)
-
-
-def _or_tsquery(query: str) -> Subquery:
-    return text(_OR_TSQUERY).bindparams(query=query).columns(column("tq", TSQUERY)).subquery("q")
-
-
-def search_candidates(
-    session: Session,
-    tenant_id: uuid.UUID,
-    where: MemoryFilter,
-    *,
-    query: str,
-    embedding: Sequence[float],
-    depth: int,
-    context_text_weight: float,
-    ef_search: int,
-) -> list[Candidate]:
-    """The top `depth` memories of each retriever (content vector, context vector, full text),
-    merged into one list with each memory's rank in each.
-
-    Vector retrievers use the HNSW indexes with pgvector's iterative scan (relaxed order, then
-    re-sorted here), so a selective filter still yields `depth` rows when that many match."""
-    # One round trip for the three transaction-local settings. psycopg prepares a statement
-    # after five runs, and a generic plan cannot tell a user with 20 memories (B-tree, exact
-    # distances) from one with 20,000 (HNSW): plan each search for its own filter values.
-    session.execute(
-        text(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-            "set_config('hnsw.ef_search', :ef, true), "
-            "set_config('plan_cache_mode', 'force_custom_plan', true)"
-        ),
-        {"ef": str(max(ef_search, 1))},
-    )
-    conds = conditions(tenant_id, where)
-    # Each retriever is a subquery ranked by row_number(); one UNION ALL statement returns
-    # (id, retriever, rank) and the caller-facing columns in a single round trip.
-    retrievers = []
-    query_vector = bindparam("query_vector", list(embedding), type_=Vector(len(embedding)))
-    for name, vectors in (("vector", Memory.embedding), ("context", Memory.context_embedding)):
-        distance = vectors.cosine_distance(query_vector).label("distance")
-        top = select(Memory.id, distance).where(*conds).order_by(distance).limit(depth)
-        top_sq = top.subquery(f"{name}_top")
-        position = func.row_number().over(order_by=top_sq.c.distance)
-        retrievers.append(
-            select(top_sq.c.id, literal(name).label("retriever"), position.label("position"))
-        )
-    tsquery = _or_tsquery(query)
-    # ts_rank's weights are {D, C, B, A}: the memory is A, its context D.
-    weights = cast(array([context_text_weight, 0.0, 0.0, 1.0]), ARRAY(REAL))
-    score = func.ts_rank(weights, Memory.search_tsv, tsquery.c.tq).label("score")
-    text_top = (
-        select(Memory.id, score)
-        .select_from(Memory)
-        .join(tsquery, true())
-        .where(*conds, Memory.search_tsv.op("@@")(tsquery.c.tq))
-        .order_by(score.desc())
-        .limit(depth)
-        .subquery("text_top")
-    )
-    text_position = func.row_number().over(order_by=text_top.c.score.desc())
-    retrievers.append(
-        select(text_top.c.id, literal("text").label("retriever"), text_position.label("position"))
-    )
-    hits = union_all(*retrievers).subquery("hits")
-    rows = session.execute(
-        select(*_PUBLIC, hits.c.retriever, hits.c.position).join(hits, hits.c.id == Memory.id)
-    ).all()
-    ranked: dict[uuid.UUID, dict[str, int]] = {}
-    records: dict[uuid.UUID, MemoryRecord] = {}
-    for row in rows:
-        record = records.setdefault(row[0], _record(row))
-        ranked.setdefault(record.id, {})[row[-2]] = int(row[-1])
-    return [
-        Candidate(
-            record=records[memory_id],
-            vector_rank=ranks.get("vector"),
-            context_rank=ranks.get("context"),
-            text_rank=ranks.get("text"),
-        )
-        for memory_id, ranks in ranked.items()
-    ]

@@ -1,40 +1,40 @@
 """Neighbouring turns: the context a memory is indexed with (pure).
 
 A turn such as "Yes, every Sunday!" means little alone; indexed with the turns around it,
-both its words (full text, lower weight) and its meaning (a second embedding) become
-findable. docs/memory.md has the measurements behind the window sizes."""
+both its words (full text, lower weight) and its meaning (a second vector, the mean of the
+window's turn embeddings) become findable. docs/memory.md has the measurements behind the
+window sizes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 BEFORE = 2
 """Turns before a memory that join its context."""
 AFTER = 2
 """Turns after it (known only when written in the same batch)."""
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
-class Window:
+class Window(Generic[T]):
     """The neighbours of one memory."""
 
-    before: tuple[str, ...]
+    before: tuple[T, ...]
     """Up to BEFORE earlier turns, oldest first."""
-    after: tuple[str, ...]
+    after: tuple[T, ...]
     """Up to AFTER later turns."""
 
     @property
-    def context(self) -> str:
-        """Neighbour text alone: what the full-text index weighs lower."""
-        return "\n".join((*self.before, *self.after))
-
-    def embedding_text(self, content: str) -> str:
-        """The memory in its place in the conversation: what the context embedding encodes."""
-        return "\n".join((*self.before, content, *self.after))
+    def neighbours(self) -> tuple[T, ...]:
+        """Earlier then later turns."""
+        return (*self.before, *self.after)
 
 
-def windows(stored: Sequence[str], batch: Sequence[str]) -> list[Window]:
+def windows(stored: Sequence[T], batch: Sequence[T]) -> list[Window[T]]:
     """Windows of each turn in `batch`, given the turns already stored before it (oldest
     first) in the same session."""
     sequence = [*stored[-BEFORE:], *batch] if BEFORE else list(batch)

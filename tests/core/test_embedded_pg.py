@@ -15,7 +15,14 @@ from sqlalchemy import text
 
 from core import migrate
 from core.db import create_db_engine, transaction
-from core.embedded_pg import EmbeddedPostgres, HomeLock, embedded_database, running_url
+from core.embedded_pg import (
+    CONFIG_NAME,
+    EmbeddedPostgres,
+    HomeLock,
+    embedded_database,
+    running_url,
+    server_settings,
+)
 from core.errors import HomeInUse
 from core.tenants import ensure_tenant
 
@@ -115,3 +122,44 @@ def test_adopts_and_stops_server_of_a_killed_owner(tmp_path: Path) -> None:
             assert conn.scalar(text("SELECT 1")) == 1
         engine.dispose()
     assert _postgres_processes(home / "pg") == []
+
+
+def test_memory_settings_scale_with_the_machine_within_bounds() -> None:
+    gib = 1024**3
+    small, laptop, server = (
+        server_settings(gib),
+        server_settings(16 * gib),
+        server_settings(256 * gib),
+    )
+    assert small["shared_buffers"] == "256MB"  # a quarter, but never below the 128MB default
+    assert server_settings(256 * 1024 * 1024)["shared_buffers"] == "128MB"
+    assert laptop["shared_buffers"] == "2048MB"
+    assert server["shared_buffers"] == "2048MB"  # capped: the OS cache holds the rest
+    assert laptop["effective_cache_size"] == "8192MB"
+    assert laptop["maintenance_work_mem"] == "1024MB"
+    assert small["maintenance_work_mem"] == "64MB"
+    assert laptop["random_page_cost"] == "1.1"
+
+
+def test_the_server_starts_with_agentmill_settings_every_time(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    wanted = {"shared_buffers": "160MB", "work_mem": "12MB", "random_page_cost": "1.1"}
+
+    def shown(url: str) -> dict[str, str]:
+        engine = create_db_engine(url)
+        with engine.connect() as conn:
+            values = {name: str(conn.scalar(text(f"SHOW {name}"))) for name in wanted}
+        engine.dispose()
+        return values
+
+    with EmbeddedPostgres(home, settings=wanted) as pg:
+        assert pg.url is not None
+        assert shown(pg.url) == wanted
+    # A later start rewrites the file (new settings apply) and includes it only once.
+    changed = {**wanted, "work_mem": "20MB"}
+    with EmbeddedPostgres(home, settings=changed) as pg:
+        assert pg.url is not None
+        assert shown(pg.url) == changed
+    main = (home / "pg" / "postgresql.conf").read_text()
+    assert main.count(f"include_if_exists = '{CONFIG_NAME}'") == 1
+    assert "work_mem = '20MB'" in (home / "pg" / CONFIG_NAME).read_text()

@@ -1,5 +1,5 @@
-"""Memory fixtures: the real embedder (loaded once per test session) and a `MemoryStore` on a
-fresh migrated database."""
+"""Memory fixtures: a `MemoryStore` with the real embedder (tests/conftest.py loads it once per
+test session) on a fresh migrated database."""
 
 from __future__ import annotations
 
@@ -15,14 +15,6 @@ from core.db import transaction
 from core.tenants import ensure_tenant
 from memory.embedder import SentenceTransformerEmbedder
 from memory.service import MemoryStore
-
-
-@pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    """all-MiniLM-L6-v2 from the bundled package, loaded once."""
-    real = SentenceTransformerEmbedder()
-    real.embed(["warm-up"])
-    return real
 
 
 @pytest.fixture

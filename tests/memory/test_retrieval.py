@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from memory.candidates import Candidate
 from memory.records import MemoryRecord
 from memory.retrieval import RetrievalWeights, rank
-from memory.store import Candidate
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 

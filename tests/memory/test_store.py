@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select, text
 
 from core.db import transaction
 from core.errors import NotFound
-from memory import store
+from memory import candidates, store
 from memory.filters import MemoryFilter
 from memory.models import Memory
 from memory.records import NewMemory
@@ -118,7 +118,7 @@ def test_iterative_index_scan_returns_k_under_a_selective_filter(
         session.execute(text("SET LOCAL enable_seqscan = off"))
         session.execute(text("SET LOCAL hnsw.ef_search = 20"))
         without = session.execute(plain).all()
-        candidates = store.search_candidates(
+        found = candidates.search_candidates(
             session,
             tenant,
             where,
@@ -129,9 +129,9 @@ def test_iterative_index_scan_returns_k_under_a_selective_filter(
             ef_search=20,
         )
     assert len(without) < 10  # a plain HNSW scan loses most filtered rows...
-    by_vector = [c for c in candidates if c.vector_rank is not None]
+    by_vector = [c for c in found if c.vector_rank is not None]
     assert len(by_vector) == 10  # ...the iterative scan keeps going until it has k
-    assert all(c.record.user_id == "rare" for c in candidates)
+    assert all(c.record.user_id == "rare" for c in found)
 
 
 def test_delete_and_erase_leave_no_row_or_embedding(

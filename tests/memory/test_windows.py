@@ -10,11 +10,9 @@ def test_windows_use_stored_turns_before_and_batch_turns_after() -> None:
     assert out[0] == Window(before=("s2", "s3"), after=("b", "c"))
     assert out[1] == Window(before=("s3", "a"), after=("c",))
     assert out[2] == Window(before=("a", "b"), after=())
-    assert out[1].context == "s3\na\nc"
-    assert out[1].embedding_text("b") == "s3\na\nb\nc"
+    assert out[1].neighbours == ("s3", "a", "c")
 
 
-def test_a_lone_turn_has_no_context() -> None:
+def test_a_lone_turn_has_no_neighbours() -> None:
     (only,) = windows([], ["hello"])
-    assert only.context == ""
-    assert only.embedding_text("hello") == "hello"
+    assert only.neighbours == ()

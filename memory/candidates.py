@@ -1,0 +1,144 @@
+"""The candidate stage of a search: one statement runs the three retrievers (content vector,
+context vector, full text) over the memories a filter allows and returns each candidate with
+its rank in each. Ranking the candidates is memory.retrieval's (pure) job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import (
+    Subquery,
+    bindparam,
+    cast,
+    column,
+    func,
+    literal,
+    select,
+    text,
+    true,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, REAL, TSQUERY, array
+from sqlalchemy.orm import Session
+
+from memory.filters import MemoryFilter
+from memory.models import Memory
+from memory.records import MemoryRecord
+from memory.store import PUBLIC_COLUMNS, conditions
+from memory.store import record as to_record
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A memory some retriever proposed, with its 1-based rank in each retriever."""
+
+    record: MemoryRecord
+    """The memory."""
+    vector_rank: int | None
+    """Rank by cosine distance of the content embedding."""
+    context_rank: int | None
+    """Rank by cosine distance of the context embedding."""
+    text_rank: int | None
+    """Rank by full-text score (ts_rank over the OR of the query's lexemes)."""
+
+
+# The OR of the query's lexemes ('a' | 'b' | ...): websearch_to_tsquery would AND them, and
+# one missing word would then hide a memory. Lexemes are quoted as tsquery literals.
+_OR_TSQUERY = (
+    "SELECT CAST(string_agg("
+    "'''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', ' | ') AS tsquery) "
+    "AS tq FROM unnest(to_tsvector('english', CAST(:query AS text)))"
+)
+
+
+def _or_tsquery(query: str) -> Subquery:
+    return text(_OR_TSQUERY).bindparams(query=query).columns(column("tq", TSQUERY)).subquery("q")
+
+
+def search_candidates(
+    session: Session,
+    tenant_id: uuid.UUID,
+    where: MemoryFilter,
+    *,
+    query: str,
+    embedding: Sequence[float],
+    depth: int,
+    context_text_weight: float,
+    ef_search: int,
+    vector_depth: int | None = None,
+) -> list[Candidate]:
+    """The top `vector_depth` (default `depth`) memories of each vector retriever (content,
+    context) and the top `depth` of the full-text retriever, merged into one list with each
+    memory's rank in each.
+
+    Vector retrievers use the HNSW indexes with pgvector's iterative scan (relaxed order, then
+    re-sorted here), so a selective filter still yields their depth when that many match."""
+    # One round trip for the three transaction-local settings. psycopg prepares a statement
+    # after five runs, and a generic plan cannot tell a user with 20 memories (B-tree, exact
+    # distances) from one with 20,000 (HNSW): plan each search for its own filter values.
+    session.execute(
+        text(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.ef_search', :ef, true), "
+            "set_config('plan_cache_mode', 'force_custom_plan', true)"
+        ),
+        {"ef": str(max(ef_search, 1))},
+    )
+    conds = conditions(tenant_id, where)
+    # Each retriever is a subquery ranked by row_number(); one UNION ALL statement returns
+    # (id, retriever, rank) and the caller-facing columns in a single round trip.
+    retrievers = []
+    # The columns are halfvec: a query vector of the same type keeps the HNSW operator class.
+    query_vector = bindparam("query_vector", list(embedding), type_=HALFVEC(len(embedding)))
+    for name, vectors in (("vector", Memory.embedding), ("context", Memory.context_embedding)):
+        distance = vectors.cosine_distance(query_vector).label("distance")
+        top = select(Memory.id, distance).where(*conds).order_by(distance)
+        top = top.limit(depth if vector_depth is None else vector_depth)
+        top_sq = top.subquery(f"{name}_top")
+        position = func.row_number().over(order_by=top_sq.c.distance)
+        retrievers.append(
+            select(top_sq.c.id, literal(name).label("retriever"), position.label("position"))
+        )
+    # The tsquery stays inside the statement: with its selectivity unknown at planning, the
+    # planner reads a big user's matches from the GIN index alone, which measured faster than
+    # intersecting them with the user's B-tree entries (docs/memory.md, Speed).
+    tsquery = _or_tsquery(query)
+    # ts_rank's weights are {D, C, B, A}: the memory is A, its context D.
+    weights = cast(array([context_text_weight, 0.0, 0.0, 1.0]), ARRAY(REAL))
+    score = func.ts_rank(weights, Memory.search_tsv, tsquery.c.tq).label("score")
+    text_top = (
+        select(Memory.id, score)
+        .select_from(Memory)
+        .join(tsquery, true())
+        .where(*conds, Memory.search_tsv.op("@@")(tsquery.c.tq))
+        .order_by(score.desc())
+        .limit(depth)
+        .subquery("text_top")
+    )
+    text_position = func.row_number().over(order_by=text_top.c.score.desc())
+    retrievers.append(
+        select(text_top.c.id, literal("text").label("retriever"), text_position.label("position"))
+    )
+    hits = union_all(*retrievers).subquery("hits")
+    rows = session.execute(
+        select(*PUBLIC_COLUMNS, hits.c.retriever, hits.c.position).join(
+            hits, hits.c.id == Memory.id
+        )
+    ).all()
+    ranked: dict[uuid.UUID, dict[str, int]] = {}
+    records: dict[uuid.UUID, MemoryRecord] = {}
+    for row in rows:
+        record = records.setdefault(row[0], to_record(row))
+        ranked.setdefault(record.id, {})[row[-2]] = int(row[-1])
+    return [
+        Candidate(
+            record=records[memory_id],
+            vector_rank=ranks.get("vector"),
+            context_rank=ranks.get("context"),
+            text_rank=ranks.get("text"),
+        )
+        for memory_id, ranks in ranked.items()
+    ]
