@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from agents import agent_store, run_store
+from agents import agent_store, batches, run_store
 from agents.context import Clock, SystemClock, ToolContext, ToolServices
 from agents.decide import (
     Decision,
@@ -338,12 +338,18 @@ class RunExecutor:
     ) -> None:
         with transaction(self.s.engine) as session:
             row = run_store.owned(session, run.id, self.owner)
-            run_store.finish(
+            run_store.finish(  # records a batch item's outcome too
                 session, row, status, stop_reason=stop_reason, output=output, error=error
             )
             following = run_store.next_queued(session, run.session_id)
+            batch_id = row.batch_id
         if following is not None:
             self.s.enqueue_run(following)
+        if batch_id is not None:
+            try:  # the run has ended either way; a failure here leaves it to the sweeper
+                batches.advance(self.s.engine, batch_id, self.s.enqueue_run)
+            except Exception:
+                log.exception("run %s: batch %s not advanced; the sweeper will", run.id, batch_id)
 
     # -- waiting, with the lease kept and cancels heard ------------------------------------
 

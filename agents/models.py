@@ -1,5 +1,5 @@
-"""Table models of the agents layer. The DDL lives in migration 0004; these mappings only
-describe the columns to SQLAlchemy."""
+"""Table models of the agents layer. The DDL lives in migrations 0004 and 0006 (batches); these
+mappings only describe the columns to SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -82,6 +82,9 @@ class RunRow(Base):
     event_seq: Mapped[int] = mapped_column(server_default="0")
     idempotency_key: Mapped[str | None] = mapped_column(String(256))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="SET NULL")
+    )
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
     created_at: Mapped[datetime] = _created()
     enqueued_at: Mapped[datetime] = _created()
@@ -158,3 +161,44 @@ class EventRow(Base):
     type: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _created()
+
+
+class BatchRow(Base):
+    """Many inputs for one agent, run at most `concurrency` at a time."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), server_default="running")
+    concurrency: Mapped[int]
+    max_attempts: Mapped[int]
+    cancel_requested: Mapped[bool] = mapped_column(server_default="false")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
+    created_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BatchItemRow(Base):
+    """One input of a batch with the outcome of its latest attempt (usage sums all attempts)."""
+
+    __tablename__ = "batch_items"
+
+    batch_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    input: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(server_default="0")
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    output: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    prompt_tokens: Mapped[int] = mapped_column(server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(server_default="0")
+    cost_usd: Mapped[float] = mapped_column(server_default="0")
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

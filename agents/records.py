@@ -239,3 +239,104 @@ class Event:
     """JSON payload; always includes `run_id`."""
     created_at: datetime
     """When it was appended."""
+
+
+BatchStatus = Literal["running", "completed", "cancelled"]
+ItemStatus = Literal["pending", "queued", "succeeded", "failed", "cancelled"]
+FINAL_ITEM_STATUSES: tuple[ItemStatus, ...] = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class NewBatchItem:
+    """One input of a batch to create."""
+
+    input: str
+    """The user message its run gets."""
+    user_id: str | None = None
+    """The end user of its session (memories and user blocks are scoped to it)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Free JSON object, kept on the item and its runs."""
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """How many items of a batch are in each state."""
+
+    pending: int = 0
+    """Waiting for one of the batch's slots (new, or to be retried)."""
+    queued: int = 0
+    """Their run is queued."""
+    running: int = 0
+    """Their run is running."""
+    succeeded: int = 0
+    """Final: answered."""
+    failed: int = 0
+    """Final: failed after the retry policy (or ended incomplete)."""
+    cancelled: int = 0
+    """Final: cancelled."""
+
+    @property
+    def total(self) -> int:
+        """Every item."""
+        active = self.pending + self.queued + self.running
+        return active + self.succeeded + self.failed + self.cancelled
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Many inputs run by one agent, each as its own run in its own session."""
+
+    id: uuid.UUID
+    """Primary key."""
+    tenant_id: uuid.UUID
+    """Owner."""
+    agent_id: uuid.UUID
+    """The agent every item runs on."""
+    status: BatchStatus
+    """running until every item is final, then completed (or cancelled after a cancel)."""
+    concurrency: int
+    """Most items with a queued or running run at once."""
+    max_attempts: int
+    """Most runs per item (retries of retryable failures included)."""
+    cancel_requested: bool
+    """A cancel was asked for."""
+    metadata: dict[str, Any]
+    """Free JSON object."""
+    counts: BatchCounts
+    """Items per state."""
+    usage: Usage
+    """Tokens and cost of every attempt of every item."""
+    created_at: datetime
+    """Creation time."""
+    finished_at: datetime | None
+    """When the last item became final."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One input of a batch with its latest attempt's outcome."""
+
+    batch_id: uuid.UUID
+    """The batch."""
+    position: int
+    """0-based order in the batch as submitted."""
+    input: str
+    """The user message."""
+    user_id: str | None
+    """The end user of its sessions."""
+    metadata: dict[str, Any]
+    """Free JSON object given with it."""
+    status: ItemStatus
+    """pending, queued (its run is queued or running), succeeded, failed or cancelled."""
+    attempts: int
+    """Runs made for it."""
+    run_id: uuid.UUID | None
+    """The latest attempt's run."""
+    output: str | None
+    """The answer, when succeeded."""
+    error: dict[str, Any] | None
+    """{"type", "message"} of the latest attempt, when it failed."""
+    usage: Usage
+    """Tokens and cost summed over its attempts."""
+    finished_at: datetime | None
+    """When it became final."""

@@ -19,7 +19,7 @@ from sqlalchemy import and_, exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from agents import agent_store
+from agents import agent_store, batch_store
 from agents.errors import IdempotencyKeyReused, LeaseLost, SessionBusy
 from agents.events import append_event
 from agents.models import MessageRow, RunRow, StepRow, ToolCallRow
@@ -92,8 +92,10 @@ def create_run(
     queue: bool = False,
     idempotency_key: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> NewRun:
-    """Write the user message and a queued run in the caller's transaction.
+    """Write the user message and a queued run in the caller's transaction (`batch_id`: the
+    run is an attempt of that batch's item).
 
     The session row is locked first, so concurrent messages to one session are serialised:
     the second sees the first's run and gets SessionBusy (409) unless `queue` is set."""
@@ -117,6 +119,7 @@ def create_run(
         input=content,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
+        batch_id=batch_id,
         metadata_=dict(metadata or {}),
     )
     try:
@@ -373,7 +376,7 @@ def finish(
     error: dict[str, Any] | None = None,
 ) -> Message | None:
     """End the run in the caller's transaction: the answer as a session message, the final
-    events. Returns the answer message, if any."""
+    events, and for a batch run its item's outcome. Returns the answer message, if any."""
     run.status = status
     run.stop_reason = stop_reason
     run.output = output
@@ -411,6 +414,8 @@ def finish(
         final["error"] = error
     append_event(session, run.tenant_id, run.id, f"run.{status}", final)
     session.flush()
+    if run.batch_id is not None:
+        batch_store.record_outcome(session, run)
     return message
 
 

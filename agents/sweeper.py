@@ -4,7 +4,8 @@ A run whose worker died keeps status `running` with a lease that lapses; a run w
 message was lost (the API died between commit and send, a broker restart) stays `queued`.
 Every worker runs a sweeper thread; `FOR UPDATE SKIP LOCKED` and the re-stamped `enqueued_at`
 keep several sweepers from sending one run twice in an interval, and a duplicate message is
-harmless anyway: only one worker can claim a run.
+harmless anyway: only one worker can claim a run. It also advances batches that should admit
+items but were not advanced when one of their runs ended (agents/batches.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 
 from sqlalchemy import Engine
 
-from agents import run_store
+from agents import batches, run_store
 from agents.queue import RunSender
 from core.db import transaction
 
@@ -27,7 +28,7 @@ QUEUED_RESEND_S = 60.0
 
 
 def sweep_once(engine: Engine, queue: RunSender, interval_s: float) -> int:
-    """One pass; returns how many runs were sent again."""
+    """One pass; returns how many runs were sent (again, or newly started for a batch)."""
     with transaction(engine) as session:
         due = run_store.due_for_requeue(
             session,
@@ -38,7 +39,10 @@ def sweep_once(engine: Engine, queue: RunSender, interval_s: float) -> int:
         queue.enqueue_run(run_id)
     if due:
         log.info("sweeper re-queued %d run(s): %s", len(due), ", ".join(map(str, due)))
-    return len(due)
+    started = batches.sweep(engine, queue.enqueue_run)
+    if started:
+        log.info("sweeper started %d run(s) of stalled batches", started)
+    return len(due) + started
 
 
 class Sweeper:

@@ -9,20 +9,48 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from agents.queue import RunQueue, RunSender, make_celery
+from api.deps import MemoryProvider
 from api.events_hub import EventHub, libpq_url
-from api.routes import agents, health, me, runs, sessions
+from api.routes import agents, batches, blocks, health, me, memories, runs, sessions
 from core.config import Settings
 from core.web import errors
 from core.web.limits import BodySizeLimit
+from memory.embedder import SentenceTransformerEmbedder
+from memory.errors import BlockTooLarge, ContentTooLarge, EmptyContent, InvalidMemoryInput
+from memory.service import MemoryStore
+
+# The memory layer's caller errors are request validation failures, except sizes (413).
+MEMORY_ERROR_STATUSES = {
+    InvalidMemoryInput: 422,
+    EmptyContent: 422,
+    ContentTooLarge: 413,
+    BlockTooLarge: 413,
+}
 
 
-def create_app(settings: Settings, engine: Engine, run_queue: RunSender | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    run_queue: RunSender | None = None,
+    *,
+    memory: MemoryStore | None = None,
+) -> FastAPI:
     """Build the API over an engine the caller created (and the app disposes on shutdown).
-    `run_queue` defaults to the Celery queue of `settings` (tests pass a recording fake)."""
+    `run_queue` defaults to the Celery queue of `settings` (tests pass a recording fake).
+    `memory` defaults to a store with the bundled embedding model, built on the first request
+    that needs it. The app closes the store on shutdown, a store passed in too (its background
+    writer uses the engine the app disposes)."""
     if run_queue is None:
         database_url = engine.url.render_as_string(hide_password=False)
         run_queue = RunQueue(make_celery(settings, database_url))
     hub = EventHub(libpq_url(engine))
+
+    def build_memory() -> MemoryStore:
+        if memory is not None:
+            return memory
+        return MemoryStore(engine, SentenceTransformerEmbedder(), settings)
+
+    memory_provider = MemoryProvider(build_memory)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,6 +59,7 @@ def create_app(settings: Settings, engine: Engine, run_queue: RunSender | None =
             yield
         finally:
             await hub.stop()
+            memory_provider.close()
             engine.dispose()
 
     app = FastAPI(title="agentmill", version="0.1.0", lifespan=lifespan)
@@ -38,8 +67,12 @@ def create_app(settings: Settings, engine: Engine, run_queue: RunSender | None =
     app.state.settings = settings
     app.state.run_queue = run_queue
     app.state.events_hub = hub
-    errors.install(app)
+    app.state.memory = memory_provider
+    errors.install(app, MEMORY_ERROR_STATUSES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for module in (health, me, agents, sessions, runs):
         app.include_router(module.router)
+    app.include_router(memories.router)
+    app.include_router(blocks.router)
+    app.include_router(batches.router)
     return app

@@ -1,20 +1,24 @@
-"""FastAPI dependencies: the engine, settings, queue and event hub, the calling tenant, and the
-ids in paths."""
+"""FastAPI dependencies: the engine, settings, queue, event hub and memory store, the calling
+tenant, and the ids in paths."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from sqlalchemy import Engine
 
+from agents import agent_store
 from agents.queue import RunSender
 from api.events_hub import EventHub
 from core.config import Settings
 from core.db import transaction
 from core.errors import AuthenticationError, NotFound
 from core.tenants import Principal, authenticate
+from memory.service import MemoryStore
 
 
 def get_engine(request: Request) -> Engine:
@@ -39,6 +43,42 @@ def get_events_hub(request: Request) -> EventHub:
     """The process's run-event listener."""
     hub: EventHub = request.app.state.events_hub
     return hub
+
+
+class MemoryProvider:
+    """The API process's one `MemoryStore`, built on first use: loading the embedding model
+    takes seconds, and start-up and most routes never need it."""
+
+    def __init__(self, build: Callable[[], MemoryStore]) -> None:
+        self._build = build
+        self._store: MemoryStore | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        """Whether the store exists yet (start-up must not build it)."""
+        return self._store is not None
+
+    def get(self) -> MemoryStore:
+        """The store, building it on the first call (routes run in a thread pool: locked)."""
+        with self._lock:
+            if self._store is None:
+                self._store = self._build()
+            return self._store
+
+    def close(self) -> None:
+        """Close the store if it was built: write its pending access statistics and stop its
+        background writer (before the engine it uses is disposed). Closing twice is harmless."""
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+
+def get_memory(request: Request) -> MemoryStore:
+    """Long-term memories and core blocks (the first call loads the embedding model)."""
+    provider: MemoryProvider = request.app.state.memory
+    return provider.get()
 
 
 def _bearer_token(request: Request) -> str | None:
@@ -76,6 +116,18 @@ def session_id(session_id: Annotated[str, Path(description="A session id.")]) ->
     return parse_id("session", session_id)
 
 
+def memory_id(memory_id: Annotated[str, Path(description="A memory id.")]) -> uuid.UUID:
+    """The `{memory_id}` of the path."""
+    return parse_id("memory", memory_id)
+
+
+def owned_agent_id(principal: PrincipalDep, agent_id: AgentId, engine: EngineDep) -> uuid.UUID:
+    """The `{agent_id}` of the path, once checked to be the caller's (404 otherwise)."""
+    with transaction(engine) as session:
+        agent_store.get_agent(session, principal.tenant_id, agent_id)
+    return agent_id
+
+
 def run_id(run_id: Annotated[str, Path(description="A run id.")]) -> uuid.UUID:
     """The `{run_id}` of the path."""
     return parse_id("run", run_id)
@@ -85,7 +137,10 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunQueueDep = Annotated[RunSender, Depends(get_run_queue)]
 EventsHubDep = Annotated[EventHub, Depends(get_events_hub)]
+MemoryDep = Annotated[MemoryStore, Depends(get_memory)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 AgentId = Annotated[uuid.UUID, Depends(agent_id)]
 SessionId = Annotated[uuid.UUID, Depends(session_id)]
 RunId = Annotated[uuid.UUID, Depends(run_id)]
+MemoryId = Annotated[uuid.UUID, Depends(memory_id)]
+OwnedAgentId = Annotated[uuid.UUID, Depends(owned_agent_id)]

@@ -1,5 +1,5 @@
 """Shared fixtures: one real embedded Postgres (with pgvector) for the session, a fresh
-database per test, and an app wired to it."""
+database per test, an app wired to it, and the real embedding model (loaded once)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from core.config import Settings
 from core.db import create_db_engine, transaction
 from core.embedded_pg import EmbeddedPostgres
 from core.tenants import create_key, ensure_tenant
+from memory.embedder import SentenceTransformerEmbedder
 
 pytest_plugins = ["tests.services"]
 
@@ -34,6 +35,14 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = pg.start()
     yield url
     pg.stop()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 from the bundled package, loaded once."""
+    real = SentenceTransformerEmbedder()
+    real.embed(["warm-up"])
+    return real
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -55,7 +56,14 @@ def error_response(
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-def _user_error_status(exc: UserError) -> int:
+StatusMap = Mapping[type[UserError], int]
+"""HTTP status of `UserError` subclasses defined above core (the most specific listed wins)."""
+
+
+def _user_error_status(exc: UserError, statuses: StatusMap) -> int:
+    for cls in type(exc).__mro__:
+        if cls in statuses:
+            return statuses[cls]
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Conflict):
@@ -65,11 +73,14 @@ def _user_error_status(exc: UserError) -> int:
     return 400
 
 
-async def _on_user_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, UserError)
-    status = _user_error_status(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return error_response(status, exc.message, param=exc.param, headers=headers)
+def _user_error_handler(statuses: StatusMap) -> Callable[[Request, Exception], Any]:
+    async def on_user_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, UserError)
+        status = _user_error_status(exc, statuses)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return error_response(status, exc.message, param=exc.param, headers=headers)
+
+    return on_user_error
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -119,9 +130,10 @@ async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal server error")
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers that turn every error into the envelope."""
-    app.add_exception_handler(UserError, _on_user_error)
+def install(app: FastAPI, statuses: StatusMap | None = None) -> None:
+    """Register the handlers that turn every error into the envelope. `statuses` maps the
+    caller's own `UserError` subclasses to their HTTP status (400 for any not listed)."""
+    app.add_exception_handler(UserError, _user_error_handler(statuses or {}))
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(TooManyRequests, _on_too_many)

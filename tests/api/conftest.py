@@ -1,5 +1,5 @@
-"""Fixtures of the REST tests: the app with a recording queue, keys of two tenants, and an
-agent with a session to talk to."""
+"""Fixtures of the REST tests: the app with a recording queue, keys of two tenants, an agent
+with a session to talk to, and an app whose memory store has the real embedder."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from api.app import create_app
 from core.config import Settings
 from core.db import transaction
 from core.tenants import create_key, ensure_tenant
+from memory.embedder import SentenceTransformerEmbedder
+from memory.service import MemoryStore
 from tests.api.support import Headers, RecordingQueue
 
 
@@ -25,6 +27,31 @@ def run_queue() -> RecordingQueue:
 def client(settings: Settings, engine: Engine, run_queue: RecordingQueue) -> Iterator[TestClient]:
     """The real app over the test database, sending runs to `run_queue`."""
     app = create_app(settings, engine, run_queue=run_queue)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+MEMORY_MAX_CONTENT_CHARS = 1000
+"""The memory tests' content limit: under the fixture's 4 KiB body limit, so 413 comes from
+the memory layer."""
+
+
+@pytest.fixture
+def memory(
+    settings: Settings, engine: Engine, embedder: SentenceTransformerEmbedder
+) -> Iterator[MemoryStore]:
+    """A MemoryStore with the real embedder and a small content limit."""
+    limited = settings.model_copy(update={"memory_max_content_chars": MEMORY_MAX_CONTENT_CHARS})
+    with MemoryStore(engine, embedder, limited) as store:
+        yield store
+
+
+@pytest.fixture
+def memory_client(
+    settings: Settings, engine: Engine, run_queue: RecordingQueue, memory: MemoryStore
+) -> Iterator[TestClient]:
+    """The real app with `memory` injected (test modules of memory routes use it as `client`)."""
+    app = create_app(settings, engine, run_queue=run_queue, memory=memory)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 

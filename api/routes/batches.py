@@ -1,0 +1,234 @@
+"""Batches: create (JSON or a JSONL upload), read, list, results (NDJSON), cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from agents import batch_store, batches
+from agents.records import Batch, BatchItem
+from api.deps import EngineDep, PrincipalDep, RunQueueDep, parse_id
+from api.schemas.batches import (
+    CREATE_OPENAPI,
+    JSONL_TYPES,
+    BatchCreate,
+    BatchOptions,
+    BatchPublic,
+    BatchResult,
+    inline_schema,
+    parse_jsonl,
+)
+from api.schemas.common import Limit, Page, decode_cursor, encode_cursor, invalid
+from core.db import transaction
+from core.errors import NotFound
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+
+POLL_S = 1.0
+"""How often a `wait` results stream looks for newly finished items."""
+KEEPALIVE_S = 15.0
+"""An idle `wait` stream sends an empty line this often, so proxies keep it open."""
+PAGE = 100
+"""Items read per query while streaming results."""
+
+
+def batch_id(batch_id: Annotated[str, Path(description="A batch id.")]) -> uuid.UUID:
+    """The `{batch_id}` of the path."""
+    return parse_id("batch", batch_id)
+
+
+BatchId = Annotated[uuid.UUID, Depends(batch_id)]
+
+
+def _errors(exc: ValidationError, where: str) -> RequestValidationError:
+    """pydantic's errors as the API's 422 (or 400 for malformed JSON), located in `where`."""
+    return RequestValidationError(
+        [{**error, "loc": (where, *error["loc"])} for error in exc.errors(include_url=False)]
+    )
+
+
+def _body(content_type: str, raw: bytes, options: dict[str, object]) -> BatchCreate:
+    """The batch a request asks for: a JSON body, or a JSONL upload with the options given as
+    query parameters (`options`: those sent)."""
+    if content_type in JSONL_TYPES:
+        items = parse_jsonl(raw)
+        try:
+            valid = BatchOptions.model_validate(options)
+        except ValidationError as exc:
+            raise _errors(exc, "query") from None
+        return BatchCreate(**valid.model_dump(), items=items)
+    if content_type not in ("application/json", ""):
+        known = ", ".join(("application/json", *JSONL_TYPES))
+        raise invalid("content-type", f"send one of {known}", where="header", value=content_type)
+    if options:  # not silently ignored
+        name = next(iter(options))
+        raise invalid(name, "query options are for JSONL uploads; use the body", where="query")
+    try:
+        return BatchCreate.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _errors(exc, "body") from None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=CREATE_OPENAPI)
+async def create_batch(
+    request: Request,
+    principal: PrincipalDep,
+    engine: EngineDep,
+    queue: RunQueueDep,
+    agent_id: Annotated[str | None, Query(description="JSONL upload: the agent.")] = None,
+    concurrency: Annotated[
+        int | None, Query(ge=1, le=64, description="JSONL upload (default 4).")
+    ] = None,
+    max_attempts: Annotated[
+        int | None, Query(ge=1, le=5, description="JSONL upload (default 2).")
+    ] = None,
+) -> BatchPublic:
+    """Run many inputs on one agent, each in a session of its own, `concurrency` at a time.
+    The body is JSON (`BatchCreate`) or JSONL (`application/x-ndjson`: one item per line,
+    the options as query parameters); a bad line is a 422 naming it, and nothing is created."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    sent: dict[str, object] = {
+        "agent_id": agent_id,
+        "concurrency": concurrency,
+        "max_attempts": max_attempts,
+    }
+    options = {name: value for name, value in sent.items() if value is not None}
+    body = _body(content_type, await request.body(), options)
+    batch = await asyncio.to_thread(_create, engine, queue.enqueue_run, principal.tenant_id, body)
+    return BatchPublic.of(batch)
+
+
+def _create(engine: Engine, send: batches.Send, tenant_id: uuid.UUID, body: BatchCreate) -> Batch:
+    with transaction(engine) as session:
+        batch, started = batches.create_batch(
+            session,
+            tenant_id,
+            body.agent_id,
+            [item.item() for item in body.items],
+            concurrency=body.concurrency,
+            max_attempts=body.max_attempts,
+            metadata=body.metadata,
+        )
+    batches.send_all(send, started)  # only after the commit
+    return batch
+
+
+@router.get("")
+def list_batches(
+    principal: PrincipalDep, engine: EngineDep, limit: Limit = 50, cursor: str | None = None
+) -> Page[BatchPublic]:
+    """The tenant's batches, newest first, `limit` per page."""
+    before = decode_cursor(cursor) if cursor is not None else None
+    with transaction(engine) as session:
+        found = batch_store.list_batches(
+            session, principal.tenant_id, limit=limit + 1, before=before
+        )
+    page = found[:limit]
+    more = len(found) > limit
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    return Page(data=[BatchPublic.of(b) for b in page], next_cursor=next_cursor)
+
+
+@router.get("/{batch_id}")
+def get_batch(principal: PrincipalDep, batch_id: BatchId, engine: EngineDep) -> BatchPublic:
+    """A batch's status, counts per item state and usage totals."""
+    with transaction(engine) as session:
+        return BatchPublic.of(batch_store.get_batch(session, principal.tenant_id, batch_id))
+
+
+@router.post("/{batch_id}/cancel")
+def cancel_batch(principal: PrincipalDep, batch_id: BatchId, engine: EngineDep) -> BatchPublic:
+    """Stop a batch: pending and queued items are cancelled now, running ones at their
+    worker's next check; the batch ends `cancelled` when none is left running."""
+    with transaction(engine) as session:
+        return BatchPublic.of(batches.cancel_batch(session, principal.tenant_id, batch_id))
+
+
+@router.get(
+    "/{batch_id}/results",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"application/x-ndjson": {"schema": inline_schema(BatchResult)}},
+            "description": "One BatchResult JSON object per line.",
+        }
+    },
+)
+async def batch_results(
+    principal: PrincipalDep,
+    batch_id: BatchId,
+    engine: EngineDep,
+    wait: Annotated[
+        bool, Query(description="Keep streaming newly finished items until the batch ends.")
+    ] = False,
+) -> StreamingResponse:
+    """Every finished item, one JSON object per line in position order; with `wait`, then each
+    item as it finishes until the batch has ended (empty lines are keep-alives)."""
+    await asyncio.to_thread(_status, engine, principal.tenant_id, batch_id)  # 404 before 200
+    return StreamingResponse(
+        _results(engine, principal.tenant_id, batch_id, wait=wait),
+        media_type="application/x-ndjson",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _status(engine: Engine, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> str:
+    with transaction(engine) as session:
+        return batch_store.get_batch(session, tenant_id, batch_id).status
+
+
+def _page(
+    engine: Engine, tenant_id: uuid.UUID, batch_id: uuid.UUID, after: int, sent: set[int]
+) -> list[BatchItem]:
+    with transaction(engine) as session:
+        return batch_store.finished_items(
+            session, tenant_id, batch_id, after=after, skip=sent, limit=PAGE
+        )
+
+
+async def _results(
+    engine: Engine, tenant_id: uuid.UUID, batch_id: uuid.UUID, *, wait: bool
+) -> AsyncIterator[str]:
+    """Final items not sent yet, page by page; with `wait`, again every POLL_S until a round
+    that began after the batch had ended (no item can finish after that)."""
+    sent: set[int] = set()
+    last_sent = time.monotonic()
+    while True:
+        try:
+            ended = await asyncio.to_thread(_status, engine, tenant_id, batch_id) != "running"
+            after = -1
+            while True:
+                page = await asyncio.to_thread(_page, engine, tenant_id, batch_id, after, sent)
+                for item in page:
+                    yield BatchResult.of(item).model_dump_json() + "\n"
+                    sent.add(item.position)
+                    last_sent = time.monotonic()
+                if len(page) < PAGE:
+                    break
+                after = page[-1].position
+        except NotFound:  # deleted with its agent while followed
+            return
+        except (DBAPIError, PoolTimeout) as exc:
+            if not wait:
+                raise
+            log.warning("results of batch %s: read failed (%s)", batch_id, exc)
+            ended = False
+        if ended or not wait:
+            return
+        if time.monotonic() - last_sent >= KEEPALIVE_S:
+            yield "\n"
+            last_sent = time.monotonic()
+        await asyncio.sleep(POLL_S)
