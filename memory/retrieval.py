@@ -44,9 +44,9 @@ class RetrievalWeights:
     depth: int = 50
     """Candidates the full-text retriever contributes (at least 3 x k is used)."""
     vector_depth: int = 30
-    """Candidates each vector retriever contributes (at least 2 x k is used). Their cost grows
-    with it (HNSW scans), while the full text's does not; 30 lost nothing on the dev set
-    against 60 (docs/memory.md)."""
+    """Candidates each vector retriever contributes (at least 2 x k is used). An HNSW scan's
+    cost grows with it, the full text's does not; 30 instead of 50-60 cost .001-.002 of
+    recall@10 on the dev set (docs/memory.md, "Cheaper vectors")."""
 
     def candidates(self, k: int) -> int:
         """How deep the full-text retriever looks for a search of k results."""
