@@ -172,6 +172,8 @@ class Run:
     """When a worker first claimed it."""
     finished_at: datetime | None
     """When it ended."""
+    batch_id: uuid.UUID | None = None
+    """The batch the run executes an item of, if any."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """Free JSON object given with the message."""
 

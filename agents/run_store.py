@@ -46,6 +46,7 @@ def run_record(row: RunRow) -> Run:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        batch_id=row.batch_id,
         metadata=dict(row.metadata_),
     )
 

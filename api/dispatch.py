@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from agents import run_store
+from agents import batches, run_store
 from agents.queue import RunSender
 from agents.records import Run
 from agents.run_store import NewRun
@@ -69,4 +69,10 @@ def cancel_run(engine: Engine, queue: RunSender, tenant_id: uuid.UUID, run_id: u
         )
     if following is not None:
         _send(queue, following)
+    if run.status == "cancelled" and run.batch_id is not None:
+        # The item ended here, not in a worker: admit the batch's next item now.
+        try:
+            batches.advance(engine, run.batch_id, queue.enqueue_run)
+        except Exception:
+            log.exception("batch %s not advanced; the sweeper will", run.batch_id)
     return run

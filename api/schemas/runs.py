@@ -47,6 +47,7 @@ class RunPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    batch_id: uuid.UUID | None = None
     metadata: Metadata
 
     @classmethod
@@ -68,6 +69,7 @@ class RunPublic(BaseModel):
             created_at=run.created_at,
             started_at=run.started_at,
             finished_at=run.finished_at,
+            batch_id=run.batch_id,
             metadata=run.metadata,
         )
 

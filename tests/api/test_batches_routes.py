@@ -281,6 +281,21 @@ def test_cancel_stops_the_batch(
     assert [r["status"] for r in results(client, auth, batch["id"])] == ["cancelled"] * 3
 
 
+def test_cancelling_one_item_run_admits_the_next_item_at_once(
+    client: TestClient, auth: Headers, agent_id: str, run_queue: RecordingQueue
+) -> None:
+    batch = create(client, auth, agent_id, concurrency=2)
+    first, second = run_queue.runs
+    response = client.post(f"/v1/runs/{second}/cancel", headers=auth)
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["batch_id"] == batch["id"]
+    assert len(run_queue.runs) == 3  # the third item took the freed slot, no sweeper needed
+    counts = client.get(f"/v1/batches/{batch['id']}", headers=auth).json()["counts"]
+    assert (counts["cancelled"], counts["pending"]) == (1, 0)
+    assert first in run_queue.runs
+
+
 def test_another_tenant_sees_nothing(
     client: TestClient, auth: Headers, other_auth: Headers, agent_id: str
 ) -> None:
