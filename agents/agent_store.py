@@ -122,20 +122,6 @@ def get_agent(session: Session, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> Ag
     return _agent(_agent_row(session, tenant_id, agent_id))
 
 
-def find_agent(session: Session, tenant_id: uuid.UUID, name_or_id: str) -> Agent:
-    """An agent by id or by name (the CLI takes either)."""
-    try:
-        return get_agent(session, tenant_id, uuid.UUID(name_or_id))
-    except ValueError:
-        pass
-    row = session.scalar(
-        select(AgentRow).where(AgentRow.tenant_id == tenant_id, AgentRow.name == name_or_id)
-    )
-    if row is None:
-        raise NotFound("agent", name_or_id)
-    return _agent(row)
-
-
 def list_agents(
     session: Session,
     tenant_id: uuid.UUID,
