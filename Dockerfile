@@ -1,4 +1,4 @@
-# The agentmill server image: `agentmill api`, `agentmill inference`, `agentmill migrate`.
+# The agentmill image: `agentmill api`, `inference`, `worker`, `migrate`, and the client commands.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
@@ -14,8 +14,10 @@ COPY agents ./agents
 COPY memory ./memory
 COPY inference ./inference
 COPY api ./api
-# Runtime dependencies only, at the exact versions of requirements.lock.
-RUN pip install -c requirements.lock . && useradd --create-home agentmill
+COPY sdk ./sdk
+# Runtime dependencies only, at the exact versions of requirements.lock; the SDK too, for the
+# client commands (`agentmill chat`, `agentmill batch`).
+RUN pip install -c requirements.lock . ./sdk && useradd --create-home agentmill
 USER agentmill
 
 EXPOSE 8000

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.config import Settings, load_settings
-from core.errors import AgentmillError, ConfigError
+from core.errors import AgentmillError, ConfigError, UserError
 from core.log import configure_logging
 
 
@@ -56,7 +56,44 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key", help="the key id (as `keys list` shows it) or the whole key")
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--tenant", help="only this tenant's keys")
+    _client_commands(commands)
     return parser
+
+
+def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`chat` and `batch`: clients of a running server (api/cli_chat.py, api/cli_batch.py)."""
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument(
+        "--base-url", help="the server (default AGENTMILL_BASE_URL, else http://127.0.0.1:8000)"
+    )
+    server.add_argument(
+        "--api-key", help="default AGENTMILL_API_KEY, else $AGENTMILL_HOME/api-key (from `up`)"
+    )
+
+    chat = commands.add_parser("chat", parents=[server], help="talk to an agent in the terminal")
+    chat.add_argument("agent", metavar="AGENT", help="the agent's name or id")
+    chat.add_argument("--user", help="the end user (scopes long-term memory)")
+    chat.add_argument("--session", help="continue this session instead of starting one")
+
+    batch = commands.add_parser("batch", help="run many inputs on an agent").add_subparsers(
+        dest="batch_command", required=True, metavar="ACTION"
+    )
+    submit = batch.add_parser("submit", parents=[server], help="start a batch from a JSONL file")
+    submit.add_argument("file", metavar="FILE.jsonl", type=Path, help='one {"input": ...} a line')
+    submit.add_argument("--agent", required=True, help="the agent's name or id")
+    submit.add_argument("--concurrency", type=int, help="items at once (server default 4)")
+    submit.add_argument("--output", type=Path, help="write the results here (default stdout)")
+    submit.add_argument(
+        "--no-wait", action="store_true", help="print the batch id and return at once"
+    )
+    status = batch.add_parser("status", parents=[server], help="a batch's progress")
+    status.add_argument("batch_id", metavar="ID")
+    results = batch.add_parser("results", parents=[server], help="a batch's results as JSONL")
+    results.add_argument("batch_id", metavar="ID")
+    results.add_argument("--output", type=Path, help="write them here (default stdout)")
+    results.add_argument("--wait", action="store_true", help="follow the batch until it ends")
+    cancel = batch.add_parser("cancel", parents=[server], help="stop a batch")
+    cancel.add_argument("batch_id", metavar="ID")
 
 
 def _with_address(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -85,6 +122,8 @@ def _inference_settings(settings: Settings, args: argparse.Namespace) -> Setting
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     # Imported per command so `agentmill keys ...` does not pay for FastAPI and uvicorn.
+    if args.command in ("chat", "batch"):
+        return _run_client(args, settings)
     if args.command == "up":
         from api.runtime import up
 
@@ -112,6 +151,21 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.keys_command == "revoke":
         return admin.revoke_key(settings, args.key)
     return admin.list_keys(settings, args.tenant)
+
+
+def _run_client(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        if args.command == "chat":
+            from api import cli_chat
+
+            return cli_chat.main(args, settings)
+        from api import cli_batch
+
+        return cli_batch.main(args, settings)
+    except ModuleNotFoundError as exc:  # a server-only install (the Docker image)
+        if exc.name != "agentmill":
+            raise
+        raise UserError("this command needs the agentmill SDK: pip install ./sdk") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

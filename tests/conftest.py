@@ -1,11 +1,13 @@
 """Shared fixtures: one real embedded Postgres (with pgvector) for the session, a fresh
-database per test, an app wired to it, and the real embedding model (loaded once)."""
+database per test, an app wired to it, the real embedding model (loaded once), and the API
+served over HTTP (alone, or with a real worker) for the SDK's and the CLI's live tests."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -13,13 +15,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from agents.queue import RunQueue, make_celery
 from api.app import create_app
 from core import migrate
 from core.config import Settings
 from core.db import create_db_engine, transaction
 from core.embedded_pg import EmbeddedPostgres
 from core.tenants import create_key, ensure_tenant
+from core.web.threaded import serve_in_thread
 from memory.embedder import SentenceTransformerEmbedder
+
+if TYPE_CHECKING:  # imported by pytest_plugins below; importing it here first defeats that
+    from tests.services import WorkerFactory
 
 pytest_plugins = ["tests.services"]
 
@@ -85,3 +92,34 @@ def api_key(engine: Engine) -> str:
     with transaction(engine) as session:
         tenant_id, _ = ensure_tenant(session, "acme")
         return create_key(session, tenant_id, name="test")
+
+
+@pytest.fixture
+def api_url(settings: Settings, engine: Engine) -> Iterator[str]:
+    """The real API served by uvicorn on loopback, with no worker (runs stay queued)."""
+    with serve_in_thread(create_app(settings, engine)) as url:
+        yield url
+
+
+@pytest.fixture
+def live_url(
+    settings: Settings,
+    engine: Engine,
+    database_url: str,
+    redis_url: str,
+    inference_url: str,
+    start_worker: WorkerFactory,
+) -> Iterator[str]:
+    """The API sending runs to a real worker over Redis (which calls the real inference
+    server with the bundled model), served over HTTP."""
+    start_worker(
+        {
+            "AGENTMILL_DATABASE_URL": database_url,
+            "AGENTMILL_BROKER_URL": redis_url,
+            "AGENTMILL_INFERENCE_URL": inference_url,
+        }
+    )
+    producer = settings.model_copy(update={"broker_url": redis_url})
+    queue = RunQueue(make_celery(producer, database_url))
+    with serve_in_thread(create_app(producer, engine, run_queue=queue)) as url:
+        yield url

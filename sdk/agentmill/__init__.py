@@ -1,5 +1,7 @@
 """Python SDK for agentmill's REST API (httpx + pydantic only; imports nothing of the server)."""
 
+from agentmill.batch_models import Batch, BatchCounts, BatchResult
+from agentmill.batch_results import AsyncBatchResultStream, BatchResultStream
 from agentmill.client import AsyncClient, Client
 from agentmill.errors import (
     AgentmillAPIError,
@@ -9,6 +11,7 @@ from agentmill.errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BatchTimeoutError,
     ConflictError,
     NotFoundError,
     PayloadTooLargeError,
@@ -28,6 +31,7 @@ from agentmill.events import (
     ToolResultEvent,
     UnknownEvent,
 )
+from agentmill.memory_models import Block, BlockVersion, Memory, MemoryHit, MemoryWritten
 from agentmill.models import (
     Agent,
     Me,
@@ -41,6 +45,8 @@ from agentmill.models import (
     Usage,
 )
 from agentmill.resources.agents import MemoryParams
+from agentmill.resources.batches import BatchItemParams
+from agentmill.resources.memories import MemoryFilters
 from agentmill.retry import RetryPolicy
 from agentmill.stream import AsyncEventStream, EventStream
 
@@ -51,16 +57,29 @@ __all__ = [
     "Agent",
     "AgentmillAPIError",
     "AgentmillError",
+    "AsyncBatchResultStream",
     "AsyncClient",
     "AsyncEventStream",
     "AuthenticationError",
     "BadRequestError",
+    "Batch",
+    "BatchCounts",
+    "BatchItemParams",
+    "BatchResult",
+    "BatchResultStream",
+    "BatchTimeoutError",
+    "Block",
+    "BlockVersion",
     "Client",
     "ConflictError",
     "EventStream",
     "Me",
+    "Memory",
+    "MemoryFilters",
+    "MemoryHit",
     "MemoryParams",
     "MemoryPolicy",
+    "MemoryWritten",
     "Message",
     "MessageDeltaEvent",
     "MessageEvent",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -29,7 +29,9 @@ class Call:
     path: str
     json: Any = None
     """The JSON body; None: no body."""
-    params: Mapping[str, str | int] | None = None
+    content: bytes | None = None
+    """A raw body instead (give its Content-Type in `headers`)."""
+    params: Mapping[str, str | int | Sequence[str]] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: httpx.Timeout | None = None
     """Overrides the client's timeout for this call."""
@@ -48,6 +50,8 @@ class Call:
         options: dict[str, Any] = {"params": self.params, "headers": dict(self.headers)}
         if self.json is not None:
             options["json"] = self.json
+        if self.content is not None:
+            options["content"] = self.content
         if self.timeout is not None:
             options["timeout"] = self.timeout
         return options

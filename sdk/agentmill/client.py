@@ -1,7 +1,7 @@
 """`Client` and `AsyncClient`: one server, one API key, the resources on top.
 
-Resources hang off the client as attributes (`agents`, `sessions`, `runs`); later ones
-(`memories`, `batches`) are added the same way, each from its module in resources/.
+Resources hang off the client as attributes (`agents`, `sessions`, `runs`, `memories`,
+`blocks`, `batches`), each from its module in resources/.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import httpx
 from agentmill._http import HTTP, AsyncHTTP, Call
 from agentmill.models import Me
 from agentmill.resources.agents import Agents, AsyncAgents
+from agentmill.resources.batches import AsyncBatches, Batches
+from agentmill.resources.blocks import AsyncBlocks, Blocks
+from agentmill.resources.memories import AsyncMemories, Memories
 from agentmill.resources.runs import AsyncRuns, Runs
 from agentmill.resources.sessions import AsyncSessions, Sessions
 from agentmill.retry import RetryPolicy
@@ -51,6 +54,9 @@ class Client:
         self.agents = Agents(self._http)
         self.sessions = Sessions(self._http)
         self.runs = Runs(self._http)
+        self.memories = Memories(self._http)
+        self.blocks = Blocks(self._http)
+        self.batches = Batches(self._http)
 
     def healthy(self) -> bool:
         """Whether the server process answers `/healthz` (one attempt)."""
@@ -105,6 +111,9 @@ class AsyncClient:
         self.agents = AsyncAgents(self._http)
         self.sessions = AsyncSessions(self._http)
         self.runs = AsyncRuns(self._http)
+        self.memories = AsyncMemories(self._http)
+        self.blocks = AsyncBlocks(self._http)
+        self.batches = AsyncBatches(self._http)
 
     async def healthy(self) -> bool:
         """Whether the server process answers `/healthz` (one attempt)."""

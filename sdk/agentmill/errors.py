@@ -4,6 +4,7 @@ AgentmillError                      anything the SDK raises
  ├── APIConnectionError             no answer from the server (after the retries)
  │    └── APITimeoutError           ... because a timeout passed
  ├── RunTimeoutError                send/wait: the run had not ended in time (`.run`)
+ ├── BatchTimeoutError              batches.wait: the batch had not ended in time (`.batch`)
  └── AgentmillAPIError              a non-2xx answer: status, type, message, param, retry_after
       ├── BadRequestError           400 invalid_request
       ├── AuthenticationError       401 authentication_error
@@ -22,6 +23,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from agentmill.batch_models import Batch
 from agentmill.models import Run
 
 
@@ -43,6 +45,19 @@ class RunTimeoutError(AgentmillError):
     def __init__(self, run: Run, timeout_s: float) -> None:
         super().__init__(f"run {run.id} still {run.status} after {timeout_s:.1f} s")
         self.run = run
+        self.timeout_s = timeout_s
+
+
+class BatchTimeoutError(AgentmillError):
+    """The batch had not ended when the caller's timeout passed; it goes on on the server."""
+
+    def __init__(self, batch: Batch, timeout_s: float) -> None:
+        done = batch.counts.finished
+        super().__init__(
+            f"batch {batch.id} still {batch.status} after {timeout_s:.1f} s "
+            f"({done}/{batch.counts.total} items finished)"
+        )
+        self.batch = batch
         self.timeout_s = timeout_s
 
 

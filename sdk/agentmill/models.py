@@ -1,4 +1,6 @@
-"""Response models of the SDK: mirrors of the server's public schemas (api/schemas/*.py).
+"""Response models of the SDK: mirrors of the server's public schemas (api/schemas/*.py):
+agents, sessions, runs and steps here; memories, blocks and batches in memory_models.py and
+batch_models.py.
 
 Fields the server adds later are ignored rather than refused, so an older SDK keeps working.
 """
@@ -117,6 +119,8 @@ class Run(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    batch_id: uuid.UUID | None = None
+    """The batch this run is an item of, if any."""
     metadata: dict[str, Any]
 
     @property

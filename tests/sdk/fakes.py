@@ -156,3 +156,106 @@ def async_client(server: Server, retry: RetryPolicy = FAST) -> AsyncClient:
     """An AsyncClient whose requests `server` answers."""
     transport = httpx.MockTransport(server.handle_async)
     return AsyncClient("am_key", base_url="http://am.test", transport=transport, retry=retry)
+
+
+def memory_body(content: str = "Ann likes tea.", **changes: Any) -> dict[str, Any]:
+    """A memory as the API returns it."""
+    body: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "agent_id": str(AGENT_ID),
+        "user_id": "ann",
+        "session_id": None,
+        "kind": "fact",
+        "content": content,
+        "importance": 0.5,
+        "metadata": {},
+        "created_at": NOW,
+        "updated_at": NOW,
+        "last_accessed_at": None,
+        "access_count": 0,
+        "source_run_id": None,
+        "source_message_id": None,
+    }
+    return {**body, **changes}
+
+
+def block_body(
+    label: str = "persona", value: str = "I am terse.", **changes: Any
+) -> dict[str, Any]:
+    """A core block as the API returns it."""
+    body: dict[str, Any] = {
+        "label": label,
+        "value": value,
+        "char_limit": 5000,
+        "version": 1,
+        "user_id": None,
+        "updated_at": NOW,
+    }
+    return {**body, **changes}
+
+
+BATCH_ID = uuid.UUID("5f0c0000-0000-4000-8000-000000000004")
+USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "cost_usd": 0.0}
+
+
+def batch_body(
+    status: str = "running", *, done: int = 0, total: int = 2, **changes: Any
+) -> dict[str, Any]:
+    """A batch as the API returns it, `done` of its `total` items succeeded."""
+    running = total - done if status == "running" else 0
+    body: dict[str, Any] = {
+        "id": str(BATCH_ID),
+        "agent_id": str(AGENT_ID),
+        "status": status,
+        "concurrency": 4,
+        "max_attempts": 2,
+        "cancel_requested": False,
+        "counts": {
+            "pending": 0,
+            "queued": 0,
+            "running": running,
+            "succeeded": done,
+            "failed": 0,
+            "cancelled": total - done - running,
+            "total": total,
+        },
+        "usage": USAGE,
+        "metadata": {},
+        "created_at": NOW,
+        "finished_at": None if status == "running" else NOW,
+    }
+    return {**body, **changes}
+
+
+def result_line(position: int, output: str = "ok", **changes: Any) -> bytes:
+    """One line of a batch's results stream."""
+    body: dict[str, Any] = {
+        "position": position,
+        "input": f"item {position}",
+        "user_id": None,
+        "metadata": {},
+        "status": "succeeded",
+        "output": output,
+        "error": None,
+        "usage": USAGE,
+        "run_id": str(RUN_ID),
+        "attempts": 1,
+        "finished_at": NOW,
+    }
+    return (json.dumps({**body, **changes}) + "\n").encode()
+
+
+def jsonl_stream(body: Any) -> httpx.Response:
+    """A 200 application/x-ndjson response with `body` (bytes or an iterator of them)."""
+    return httpx.Response(200, headers={"content-type": "application/x-ndjson"}, content=body)
+
+
+def session_body(agent_id: uuid.UUID = AGENT_ID, user_id: str | None = None) -> dict[str, Any]:
+    """A session as the API returns it."""
+    return {
+        "id": str(SESSION_ID),
+        "agent_id": str(agent_id),
+        "user_id": user_id,
+        "metadata": {},
+        "created_at": NOW,
+    }

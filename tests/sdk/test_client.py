@@ -12,51 +12,31 @@ import pytest
 from agentmill import MessageEvent, RunFinishedEvent, RunQueuedEvent
 from sqlalchemy import Engine
 
-from agents.queue import RunQueue, make_celery
 from api.app import create_app
 from core.config import Settings
 from core.web.threaded import free_port, serve_in_thread
-from tests.services import WorkerFactory
+from memory.embedder import SentenceTransformerEmbedder
+from memory.service import MemoryStore
 
 
 @pytest.fixture
-def base_url(settings: Settings, engine: Engine) -> Iterator[str]:
-    """The API alone (no worker)."""
-    with serve_in_thread(create_app(settings, engine)) as url:
-        yield url
-
-
-@pytest.fixture
-def live_url(
-    settings: Settings,
-    engine: Engine,
-    database_url: str,
-    redis_url: str,
-    inference_url: str,
-    start_worker: WorkerFactory,
+def memory_url(
+    settings: Settings, engine: Engine, embedder: SentenceTransformerEmbedder
 ) -> Iterator[str]:
-    """The API sending runs to a real worker over Redis, served over HTTP."""
-    start_worker(
-        {
-            "AGENTMILL_DATABASE_URL": database_url,
-            "AGENTMILL_BROKER_URL": redis_url,
-            "AGENTMILL_INFERENCE_URL": inference_url,
-        }
-    )
-    producer = settings.model_copy(update={"broker_url": redis_url})
-    queue = RunQueue(make_celery(producer, database_url))
-    with serve_in_thread(create_app(producer, engine, run_queue=queue)) as url:
+    """The API alone, its memory store on the session's (already loaded) embedding model."""
+    memory = MemoryStore(engine, embedder, settings)
+    with serve_in_thread(create_app(settings, engine, memory=memory)) as url:
         yield url
 
 
-def test_me_health_and_errors(base_url: str, api_key: str) -> None:
-    with agentmill.Client(api_key, base_url=base_url) as client:
+def test_me_health_and_errors(api_url: str, api_key: str) -> None:
+    with agentmill.Client(api_key, base_url=api_url) as client:
         assert client.healthy()
         assert client.ready()
         me = client.me()
         assert me.tenant_name == "acme"
     with (
-        agentmill.Client("am_000000000000_" + "x" * 43, base_url=base_url) as bad,
+        agentmill.Client("am_000000000000_" + "x" * 43, base_url=api_url) as bad,
         pytest.raises(agentmill.AuthenticationError) as raised,
     ):
         bad.me()
@@ -70,8 +50,8 @@ def test_unreachable_server_is_not_healthy() -> None:
         assert not client.ready()
 
 
-def test_agents_crud_pagination_and_errors(base_url: str, api_key: str) -> None:
-    with agentmill.Client(api_key, base_url=base_url) as client:
+def test_agents_crud_pagination_and_errors(api_url: str, api_key: str) -> None:
+    with agentmill.Client(api_key, base_url=api_url) as client:
         created = [client.agents.create(f"agent-{n}", metadata={"n": n}) for n in range(3)]
         assert [a.name for a in client.agents.list(limit=2)] == ["agent-0", "agent-1", "agent-2"]
         updated = client.agents.update(
@@ -92,7 +72,7 @@ def test_agents_crud_pagination_and_errors(base_url: str, api_key: str) -> None:
             client.sessions.get(uuid.uuid4())
 
     async def names() -> list[str]:
-        async with agentmill.AsyncClient(api_key, base_url=base_url) as client:
+        async with agentmill.AsyncClient(api_key, base_url=api_url) as client:
             return [agent.name async for agent in client.agents.list(limit=1)]
 
     assert asyncio.run(names()) == ["agent-0", "agent-1"]
@@ -140,3 +120,72 @@ def test_send_and_stream_against_a_live_worker(live_url: str, api_key: str) -> N
         if run.status == "succeeded":
             assert [m.role for m in messages][:2] == ["user", "assistant"]
         assert client.runs.cancel(run.id).status == run.status  # finished: unchanged
+
+
+def test_memories_and_blocks_add_search_delete_erase(memory_url: str, api_key: str) -> None:
+    with agentmill.Client(api_key, base_url=memory_url) as client:
+        agent = client.agents.create("rememberer")
+        tea = client.memories.add(
+            agent.id, "Ann drinks green tea every morning.", user_id="ann", metadata={"src": "crm"}
+        )
+        assert not tea.deduplicated
+        again = client.memories.add(agent.id, "Ann drinks green tea every morning.", user_id="ann")
+        assert again.deduplicated
+        assert again.id == tea.id
+        lisbon = client.memories.add(agent.id, "Bob's favourite city is Lisbon.", user_id="bob")
+
+        hits = client.memories.search(agent.id, "What does Ann drink?", k=3, user_id="ann")
+        assert [hit.memory.id for hit in hits] == [tea.id]
+        assert client.memories.search(agent.id, "Which city does Bob like?", k=1)[0].memory.id == (
+            lisbon.id
+        )
+        assert {m.id for m in client.memories.list(agent.id, limit=1)} == {tea.id, lisbon.id}
+        assert [m.id for m in client.memories.list(agent.id, metadata={"src": "crm"})] == [tea.id]
+
+        client.blocks.set(agent.id, "persona", "I am a terse assistant.")
+        client.blocks.set(agent.id, "human", "Name: Ann.", user_id="ann")
+        client.blocks.set(agent.id, "human", "Name: Ann. Drinks tea.", user_id="ann")
+        listed = client.blocks.list(agent.id, user_id="ann")
+        assert [(b.label, b.user_id) for b in listed] == [("human", "ann"), ("persona", None)]
+        history = client.blocks.history(agent.id, "human", user_id="ann")
+        assert [v.version for v in history] == [1, 2]
+        with pytest.raises(agentmill.PayloadTooLargeError):
+            client.blocks.set(agent.id, "persona", "x" * 200, char_limit=100)
+
+        client.memories.delete(lisbon.id)
+        with pytest.raises(agentmill.NotFoundError):
+            client.memories.get(lisbon.id)
+        assert client.memories.erase_user("ann", agent_id=agent.id) == 2  # a memory, a block
+        assert client.memories.search(agent.id, "tea", user_id="ann") == []
+        assert [b.label for b in client.blocks.list(agent.id, user_id="ann")] == ["persona"]
+
+
+@pytest.mark.timeout(400)
+def test_batch_create_wait_and_results_against_a_live_worker(live_url: str, api_key: str) -> None:
+    with agentmill.Client(api_key, base_url=live_url) as client:
+        agent = client.agents.create(
+            "batcher", instructions="Answer in one short sentence.", max_steps=2
+        )
+        batch = client.batches.create(
+            agent.id,
+            ["Say hello.", {"input": "Say goodbye.", "user_id": "ann", "metadata": {"n": 2}}],
+            concurrency=2,
+        )
+        assert batch.counts.total == 2
+        seen: list[agentmill.Batch] = []
+        done = client.batches.wait(batch.id, on_progress=seen.append, poll_s=0.5, timeout_s=300)
+        assert done.status == "completed"
+        assert done.counts.finished == 2
+        assert seen[-1] == done
+        assert [b.counts.finished for b in seen] == sorted(b.counts.finished for b in seen)
+
+        with client.batches.results(batch.id, wait=True) as results:  # ended: returns at once
+            lines = list(results)
+        assert [r.position for r in lines] == [0, 1]
+        assert (lines[1].user_id, lines[1].metadata) == ("ann", {"n": 2})
+        for line in lines:
+            assert line.status in ("succeeded", "failed"), line
+            assert line.run_id is not None
+            assert client.runs.get(line.run_id).batch_id == batch.id
+        assert client.batches.cancel(batch.id).status == "completed"  # ended: unchanged
+        assert [b.id for b in client.batches.list()] == [batch.id]

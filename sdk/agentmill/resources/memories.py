@@ -1,0 +1,269 @@
+"""`client.memories`: add, search, list (every page), get, delete, erase an end user's."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypedDict, Unpack
+from urllib.parse import quote
+
+from agentmill._http import HTTP, AsyncHTTP, Call
+from agentmill.memory_models import Memory, MemoryHit, MemoryKind, MemoryWritten
+from agentmill.models import Page
+
+
+class MemoryFilters(TypedDict, total=False):
+    """What searches and lists can be narrowed to; every filter given must hold."""
+
+    user_id: str
+    """Only this end user's memories."""
+    session_id: uuid.UUID | str
+    """Only memories of this session."""
+    kind: MemoryKind | Sequence[MemoryKind]
+    """Only this kind, or these kinds."""
+    created_after: datetime
+    """created_at at or after this (timezone-aware)."""
+    created_before: datetime
+    """created_at before this (timezone-aware)."""
+    metadata: dict[str, Any]
+    """An object the memory's metadata must contain."""
+
+
+def filter_params(filters: MemoryFilters) -> dict[str, str | int | Sequence[str]]:
+    """The query parameters of `filters`."""
+    params: dict[str, str | int | Sequence[str]] = {}
+    if "user_id" in filters:
+        params["user_id"] = filters["user_id"]
+    if "session_id" in filters:
+        params["session_id"] = str(filters["session_id"])
+    if "kind" in filters:
+        kind = filters["kind"]
+        params["kind"] = [kind] if isinstance(kind, str) else list(kind)
+    if "created_after" in filters:
+        params["created_after"] = filters["created_after"].isoformat()
+    if "created_before" in filters:
+        params["created_before"] = filters["created_before"].isoformat()
+    if "metadata" in filters:
+        params["metadata"] = json.dumps(filters["metadata"], separators=(",", ":"))
+    return params
+
+
+def add_call(
+    agent_id: uuid.UUID | str,
+    content: str,
+    *,
+    user_id: str | None,
+    session_id: uuid.UUID | str | None,
+    kind: MemoryKind | None,
+    importance: float | None,
+    metadata: dict[str, Any] | None,
+) -> Call:
+    """POST /v1/agents/{id}/memories with the fields given."""
+    body: dict[str, Any] = {"content": content}
+    if user_id is not None:
+        body["user_id"] = user_id
+    if session_id is not None:
+        body["session_id"] = str(session_id)
+    if kind is not None:
+        body["kind"] = kind
+    if importance is not None:
+        body["importance"] = importance
+    if metadata is not None:
+        body["metadata"] = metadata
+    return Call("POST", f"/v1/agents/{agent_id}/memories", json=body)
+
+
+def search_call(
+    agent_id: uuid.UUID | str, query: str, k: int | None, filters: MemoryFilters
+) -> Call:
+    """GET /v1/agents/{id}/memories with a query."""
+    params = {"query": query, **filter_params(filters)}
+    if k is not None:
+        params["k"] = k
+    return Call("GET", f"/v1/agents/{agent_id}/memories", params=params)
+
+
+def page_call(
+    agent_id: uuid.UUID | str, limit: int, cursor: str | None, filters: MemoryFilters
+) -> Call:
+    """GET /v1/agents/{id}/memories without a query: one page, newest first."""
+    params = {"limit": limit, **filter_params(filters)}
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call("GET", f"/v1/agents/{agent_id}/memories", params=params)
+
+
+def erase_call(user_id: str, agent_id: uuid.UUID | str | None) -> Call:
+    """DELETE the end user's memories (and blocks): of one agent, or of every agent."""
+    user = quote(user_id, safe="")  # a user id may hold "/", "?" or "#"
+    if agent_id is None:
+        return Call("DELETE", f"/v1/users/{user}/memories")
+    return Call("DELETE", f"/v1/agents/{agent_id}/users/{user}/memories")
+
+
+class Memories:
+    """Agents' long-term memories: short texts searched by meaning and words together."""
+
+    def __init__(self, http: HTTP) -> None:
+        self._http = http
+
+    def add(
+        self,
+        agent_id: uuid.UUID | str,
+        content: str,
+        *,
+        user_id: str | None = None,
+        session_id: uuid.UUID | str | None = None,
+        kind: MemoryKind | None = None,
+        importance: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> MemoryWritten:
+        """Store a memory of the agent, or update the near-duplicate it already holds
+        (`deduplicated`). Not retried after it reached the server (a POST without an
+        Idempotency-Key)."""
+        call = add_call(
+            agent_id,
+            content,
+            user_id=user_id,
+            session_id=session_id,
+            kind=kind,
+            importance=importance,
+            metadata=metadata,
+        )
+        return MemoryWritten.model_validate(self._http.send(call).json())
+
+    def search(
+        self,
+        agent_id: uuid.UUID | str,
+        query: str,
+        *,
+        k: int | None = None,
+        **filters: Unpack[MemoryFilters],
+    ) -> builtins.list[MemoryHit]:
+        """The `k` memories (server default 10, at most 50) that best answer `query`, best
+        first."""
+        response = self._http.send(search_call(agent_id, query, k, filters))
+        return Page[MemoryHit].model_validate(response.json()).data
+
+    def page(
+        self,
+        agent_id: uuid.UUID | str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        **filters: Unpack[MemoryFilters],
+    ) -> Page[Memory]:
+        """One page of the agent's memories, newest first."""
+        response = self._http.send(page_call(agent_id, limit, cursor, filters))
+        return Page[Memory].model_validate(response.json())
+
+    def list(
+        self, agent_id: uuid.UUID | str, *, limit: int = 50, **filters: Unpack[MemoryFilters]
+    ) -> Iterator[Memory]:
+        """Every memory of the agent, newest first, fetched `limit` per request."""
+        cursor: str | None = None
+        while True:
+            page = self.page(agent_id, limit=limit, cursor=cursor, **filters)
+            yield from page.data
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get(self, memory_id: uuid.UUID | str) -> Memory:
+        """One memory."""
+        response = self._http.send(Call("GET", f"/v1/memories/{memory_id}"))
+        return Memory.model_validate(response.json())
+
+    def delete(self, memory_id: uuid.UUID | str) -> None:
+        """Delete one memory."""
+        self._http.send(Call("DELETE", f"/v1/memories/{memory_id}"))
+
+    def erase_user(self, user_id: str, *, agent_id: uuid.UUID | str | None = None) -> int:
+        """Erase everything stored about an end user: memories and core blocks, of every
+        agent of the tenant, or of `agent_id` only. Returns how many rows went."""
+        deleted: int = self._http.send(erase_call(user_id, agent_id)).json()["deleted"]
+        return deleted
+
+
+class AsyncMemories:
+    """Agents' long-term memories (async)."""
+
+    def __init__(self, http: AsyncHTTP) -> None:
+        self._http = http
+
+    async def add(
+        self,
+        agent_id: uuid.UUID | str,
+        content: str,
+        *,
+        user_id: str | None = None,
+        session_id: uuid.UUID | str | None = None,
+        kind: MemoryKind | None = None,
+        importance: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> MemoryWritten:
+        """Store a memory of the agent (see `Memories.add`)."""
+        call = add_call(
+            agent_id,
+            content,
+            user_id=user_id,
+            session_id=session_id,
+            kind=kind,
+            importance=importance,
+            metadata=metadata,
+        )
+        return MemoryWritten.model_validate((await self._http.send(call)).json())
+
+    async def search(
+        self,
+        agent_id: uuid.UUID | str,
+        query: str,
+        *,
+        k: int | None = None,
+        **filters: Unpack[MemoryFilters],
+    ) -> builtins.list[MemoryHit]:
+        """The `k` memories that best answer `query`, best first."""
+        response = await self._http.send(search_call(agent_id, query, k, filters))
+        return Page[MemoryHit].model_validate(response.json()).data
+
+    async def page(
+        self,
+        agent_id: uuid.UUID | str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        **filters: Unpack[MemoryFilters],
+    ) -> Page[Memory]:
+        """One page of the agent's memories, newest first."""
+        response = await self._http.send(page_call(agent_id, limit, cursor, filters))
+        return Page[Memory].model_validate(response.json())
+
+    async def list(
+        self, agent_id: uuid.UUID | str, *, limit: int = 50, **filters: Unpack[MemoryFilters]
+    ) -> AsyncIterator[Memory]:
+        """Every memory of the agent, newest first, fetched `limit` per request."""
+        cursor: str | None = None
+        while True:
+            page = await self.page(agent_id, limit=limit, cursor=cursor, **filters)
+            for memory in page.data:
+                yield memory
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def get(self, memory_id: uuid.UUID | str) -> Memory:
+        """One memory."""
+        response = await self._http.send(Call("GET", f"/v1/memories/{memory_id}"))
+        return Memory.model_validate(response.json())
+
+    async def delete(self, memory_id: uuid.UUID | str) -> None:
+        """Delete one memory."""
+        await self._http.send(Call("DELETE", f"/v1/memories/{memory_id}"))
+
+    async def erase_user(self, user_id: str, *, agent_id: uuid.UUID | str | None = None) -> int:
+        """Erase everything stored about an end user (see `Memories.erase_user`)."""
+        deleted: int = (await self._http.send(erase_call(user_id, agent_id))).json()["deleted"]
+        return deleted

@@ -1,0 +1,185 @@
+"""client.memories and client.blocks against scripted answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import agentmill
+import httpx
+import pytest
+from agentmill import Block, BlockVersion, Memory, MemoryHit, MemoryWritten
+
+from tests.sdk.fakes import (
+    AGENT_ID,
+    NOW,
+    SESSION_ID,
+    Server,
+    answer,
+    async_client,
+    block_body,
+    client,
+    error_body,
+    memory_body,
+)
+
+MEMORIES = f"/v1/agents/{AGENT_ID}/memories"
+
+
+def test_add_sends_the_fields_given_and_is_not_retried_after_reaching_the_server() -> None:
+    server = Server([answer(201, {**memory_body(), "deduplicated": False})])
+    written = client(server).memories.add(
+        AGENT_ID, "Ann likes tea.", user_id="ann", session_id=SESSION_ID, metadata={"src": "crm"}
+    )
+    assert isinstance(written, MemoryWritten)
+    assert not written.deduplicated
+    request = server.requests[0]
+    assert (request.method, request.url.path) == ("POST", MEMORIES)
+    assert json.loads(request.content) == {
+        "content": "Ann likes tea.",
+        "user_id": "ann",
+        "session_id": str(SESSION_ID),
+        "metadata": {"src": "crm"},
+    }
+
+    def dropped(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("reset", request=request)
+
+    server = Server([dropped, answer(201, {**memory_body(), "deduplicated": False})])
+    with pytest.raises(agentmill.APIConnectionError):
+        client(server).memories.add(AGENT_ID, "x")
+    assert len(server.requests) == 1
+
+
+def test_search_sends_the_query_and_every_filter() -> None:
+    hit = {"score": 0.9, "memory": memory_body()}
+    server = Server([answer(200, {"data": [hit], "next_cursor": None})])
+    after = datetime(2025, 1, 1, tzinfo=UTC)
+    hits = client(server).memories.search(
+        AGENT_ID,
+        "What does Ann drink?",
+        k=3,
+        user_id="ann",
+        session_id=SESSION_ID,
+        kind=["fact", "summary"],
+        created_after=after,
+        metadata={"src": "crm"},
+    )
+    assert isinstance(hits[0], MemoryHit)
+    assert hits[0].memory.content == "Ann likes tea."
+    params = server.requests[0].url.params
+    assert params["query"] == "What does Ann drink?"
+    assert params["k"] == "3"
+    assert params["user_id"] == "ann"
+    assert params["session_id"] == str(SESSION_ID)
+    assert params.get_list("kind") == ["fact", "summary"]
+    assert params["created_after"] == "2025-01-01T00:00:00+00:00"
+    assert json.loads(params["metadata"]) == {"src": "crm"}
+
+
+def test_list_follows_the_cursor_with_the_filters_on_every_page() -> None:
+    server = Server(
+        [
+            answer(200, {"data": [memory_body("a"), memory_body("b")], "next_cursor": "c1"}),
+            answer(200, {"data": [memory_body("c")], "next_cursor": None}),
+        ]
+    )
+    listed = list(client(server).memories.list(AGENT_ID, limit=2, kind="fact"))
+    assert [m.content for m in listed] == ["a", "b", "c"]
+    assert all(isinstance(m, Memory) for m in listed)
+    first, second = (dict(r.url.params) for r in server.requests)
+    assert first == {"limit": "2", "kind": "fact"}
+    assert second == {"limit": "2", "kind": "fact", "cursor": "c1"}
+
+
+def test_get_delete_and_erase_a_user_with_a_slash_in_the_id() -> None:
+    server = Server(
+        [
+            answer(200, memory_body()),
+            answer(204),
+            answer(200, {"deleted": 3}),
+            answer(200, {"deleted": 1}),
+        ]
+    )
+    memories = client(server).memories
+    assert memories.get("m1").content == "Ann likes tea."
+    memories.delete("m1")
+    assert memories.erase_user("org/42") == 3
+    assert memories.erase_user("ann", agent_id=AGENT_ID) == 1
+    assert [(r.method, r.url.raw_path.decode()) for r in server.requests] == [
+        ("GET", "/v1/memories/m1"),
+        ("DELETE", "/v1/memories/m1"),
+        ("DELETE", "/v1/users/org%2F42/memories"),
+        ("DELETE", f"/v1/agents/{AGENT_ID}/users/ann/memories"),
+    ]
+
+
+def test_an_unknown_filter_refused_by_the_server_names_it() -> None:
+    refused = error_body("validation_error", "k: k applies to searches: pass query", "k")
+    server = Server([answer(422, refused)])
+    with pytest.raises(agentmill.UnprocessableEntityError) as raised:
+        list(client(server).memories.list(AGENT_ID))
+    assert raised.value.param == "k"
+
+
+def test_blocks_set_get_list_history_delete() -> None:
+    version = {"version": 1, "value": "v", "char_limit": 5000, "author": "api", "created_at": NOW}
+    server = Server(
+        [
+            answer(200, block_body("human", "Ann", user_id="ann")),
+            answer(200, block_body("human", "Ann", user_id="ann")),
+            answer(200, {"data": [block_body(), block_body("human")], "next_cursor": None}),
+            answer(200, {"data": [version], "next_cursor": None}),
+            answer(204),
+        ]
+    )
+    blocks = client(server).blocks
+    block = blocks.set(AGENT_ID, "human", "Ann", user_id="ann", char_limit=100)
+    assert isinstance(block, Block)
+    assert block.user_id == "ann"
+    assert blocks.get(AGENT_ID, "human", user_id="ann").value == "Ann"
+    assert [b.label for b in blocks.list(AGENT_ID)] == ["persona", "human"]
+    history = blocks.history(AGENT_ID, "human", user_id="ann")
+    assert isinstance(history[0], BlockVersion)
+    blocks.delete(AGENT_ID, "human", user_id="ann")
+    put = server.requests[0]
+    assert (put.method, put.url.path) == ("PUT", f"/v1/agents/{AGENT_ID}/blocks/human")
+    assert json.loads(put.content) == {"value": "Ann", "char_limit": 100, "user_id": "ann"}
+    assert [(r.method, r.url.path, dict(r.url.params)) for r in server.requests[1:]] == [
+        ("GET", f"/v1/agents/{AGENT_ID}/blocks/human", {"user_id": "ann"}),
+        ("GET", f"/v1/agents/{AGENT_ID}/blocks", {}),
+        ("GET", f"/v1/agents/{AGENT_ID}/blocks/human/history", {"user_id": "ann"}),
+        ("DELETE", f"/v1/agents/{AGENT_ID}/blocks/human", {"user_id": "ann"}),
+    ]
+
+
+def test_a_block_put_is_retried_as_idempotent() -> None:
+    server = Server([answer(503, error_body("unavailable", "db")), answer(200, block_body())])
+    assert client(server).blocks.set(AGENT_ID, "persona", "I am terse.").version == 1
+    assert len(server.requests) == 2
+
+
+def test_async_memories_and_blocks() -> None:
+    server = Server(
+        [
+            answer(201, {**memory_body(), "deduplicated": False}),
+            answer(200, {"data": [{"score": 1.0, "memory": memory_body()}], "next_cursor": None}),
+            answer(200, {"data": [memory_body("a")], "next_cursor": "c1"}),
+            answer(200, {"data": [memory_body("b")], "next_cursor": None}),
+            answer(200, {"deleted": 2}),
+            answer(200, block_body()),
+        ]
+    )
+
+    async def main() -> tuple[list[str], int, str]:
+        async with async_client(server) as am:
+            await am.memories.add(AGENT_ID, "Ann likes tea.", user_id="ann")
+            hits = await am.memories.search(AGENT_ID, "tea", user_id="ann")
+            assert hits[0].score == 1.0
+            listed = [m.content async for m in am.memories.list(AGENT_ID)]
+            erased = await am.memories.erase_user("ann")
+            block = await am.blocks.set(AGENT_ID, "persona", "I am terse.")
+            return listed, erased, block.label
+
+    assert asyncio.run(main()) == (["a", "b"], 2, "persona")
