@@ -15,6 +15,7 @@ from api.routes import agents, batches, blocks, health, me, memories, runs, sess
 from core.config import Settings
 from core.web import errors
 from core.web.limits import BodySizeLimit
+from core.web.rate_limit import RateLimiter, RateLimitHeaders
 from memory.embedder import SentenceTransformerEmbedder
 from memory.errors import BlockTooLarge, ContentTooLarge, EmptyContent, InvalidMemoryInput
 from memory.service import MemoryStore
@@ -34,12 +35,14 @@ def create_app(
     run_queue: RunSender | None = None,
     *,
     memory: MemoryStore | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> FastAPI:
     """Build the API over an engine the caller created (and the app disposes on shutdown).
     `run_queue` defaults to the Celery queue of `settings` (tests pass a recording fake).
     `memory` defaults to a store with the bundled embedding model, built on the first request
     that needs it. The app closes the store on shutdown, a store passed in too (its background
-    writer uses the engine the app disposes)."""
+    writer uses the engine the app disposes). `rate_limiter`, per tenant, defaults to one with
+    the settings' rate and burst (tests pass one with a manual clock)."""
     if run_queue is None:
         database_url = engine.url.render_as_string(hide_password=False)
         run_queue = RunQueue(make_celery(settings, database_url))
@@ -68,8 +71,12 @@ def create_app(
     app.state.run_queue = run_queue
     app.state.events_hub = hub
     app.state.memory = memory_provider
+    if rate_limiter is None:
+        rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.rate_limiter = rate_limiter
     errors.install(app, MEMORY_ERROR_STATUSES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeaders)  # reports what get_principal decided
     for module in (health, me, agents, sessions, runs):
         app.include_router(module.router)
     app.include_router(memories.router)

@@ -1,5 +1,5 @@
 """FastAPI dependencies: the engine, settings, queue, event hub and memory store, the calling
-tenant, and the ids in paths."""
+tenant (authenticated and rate-limited), and the ids in paths."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from agents.queue import RunSender
 from api.events_hub import EventHub
 from core.config import Settings
 from core.db import transaction
-from core.errors import AuthenticationError, NotFound
+from core.errors import AuthenticationError, NotFound, TooManyRequests
 from core.tenants import Principal, authenticate
+from core.web.rate_limit import STATE_KEY, RateLimiter
 from memory.service import MemoryStore
 
 
@@ -92,10 +93,23 @@ def _bearer_token(request: Request) -> str | None:
 
 
 def get_principal(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> Principal:
-    """Authenticate the request's bearer key; 401 when it is missing, malformed or invalid."""
+    """Authenticate the request's bearer key (401 when it is missing, malformed or invalid),
+    then spend one request of its tenant's rate limit (429 with Retry-After when none is left).
+    Every authenticated route depends on this once, so a request counts once, a stream too."""
     token = _bearer_token(request)
     with transaction(engine) as session:
-        return authenticate(session, token)
+        principal = authenticate(session, token)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    decision = limiter.take(principal.tenant_id)
+    if decision is not None:
+        setattr(request.state, STATE_KEY, decision)  # for the X-RateLimit-* headers
+        if not decision.allowed:
+            raise TooManyRequests(
+                f"rate limit of {limiter.per_minute} requests per minute exceeded for this "
+                f"tenant; retry after {decision.retry_after_s} s",
+                retry_after_s=decision.retry_after_s,
+            )
+    return principal
 
 
 def parse_id(kind: str, raw: str) -> uuid.UUID:

@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the API accepts (413 above)."
     )
+    rate_limit_per_minute: int = Field(
+        default=1200,
+        ge=0,
+        description="Requests per minute each tenant may make to the API, per API process "
+        "(429 above); 0 disables the limit.",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests a tenant may make back to back before the per-minute rate "
+        "applies; unset = rate_limit_per_minute.",
+    )
     db_connect_timeout_s: int = Field(
         default=3, ge=1, le=60, description="Seconds to wait for a database connection."
     )
