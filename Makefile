@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: run test lint install lock clean
+.PHONY: run test lint fuzz install lock clean
 
 run: $(STAMP)
 	$(BIN)/agentmill up
@@ -19,6 +19,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The thorough schema fuzz: tests/api/test_fuzz.py with FUZZ_EXAMPLES generated cases per
+# operation (`make test` runs it bounded, at 20). Deterministic: the same cases every run.
+FUZZ_EXAMPLES ?= 200
+fuzz: $(STAMP)
+	AGENTMILL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -s tests/api/test_fuzz.py
 
 install: $(STAMP)
 

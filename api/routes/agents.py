@@ -9,11 +9,12 @@ from api.deps import AgentId, EngineDep, PrincipalDep, SettingsDep
 from api.schemas.agents import AgentCreate, AgentPublic, AgentUpdate, check_model
 from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
 from core.db import transaction
+from core.web.errors import error_responses
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=error_responses(401, 422, 429))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 409, 413))
 def create_agent(
     principal: PrincipalDep, body: AgentCreate, engine: EngineDep, settings: SettingsDep
 ) -> AgentPublic:
@@ -38,14 +39,14 @@ def list_agents(
     return Page(data=[AgentPublic.of(a) for a in page], next_cursor=next_cursor)
 
 
-@router.get("/{agent_id}")
+@router.get("/{agent_id}", responses=error_responses(404))
 def get_agent(principal: PrincipalDep, agent_id: AgentId, engine: EngineDep) -> AgentPublic:
     """One agent."""
     with transaction(engine) as session:
         return AgentPublic.of(agent_store.get_agent(session, principal.tenant_id, agent_id))
 
 
-@router.patch("/{agent_id}")
+@router.patch("/{agent_id}", responses=error_responses(400, 404, 409, 413))
 def update_agent(
     principal: PrincipalDep,
     agent_id: AgentId,
@@ -63,7 +64,11 @@ def update_agent(
     return AgentPublic.of(agent)
 
 
-@router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{agent_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 409),
+)
 def delete_agent(principal: PrincipalDep, agent_id: AgentId, engine: EngineDep) -> Response:
     """Delete an agent with its sessions and runs; 409 while one of its runs is active."""
     with transaction(engine) as session:

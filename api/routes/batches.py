@@ -33,9 +33,10 @@ from api.schemas.batches import (
 from api.schemas.common import Limit, Page, decode_cursor, encode_cursor, invalid
 from core.db import transaction
 from core.errors import NotFound
+from core.web.errors import error_responses
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1/batches", tags=["batches"])
+router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=error_responses(401, 422, 429))
 
 POLL_S = 1.0
 """How often a `wait` results stream looks for newly finished items."""
@@ -82,7 +83,12 @@ def _body(content_type: str, raw: bytes, options: dict[str, object]) -> BatchCre
         raise _errors(exc, "body") from None
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=CREATE_OPENAPI)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=CREATE_OPENAPI,
+    responses=error_responses(400, 404, 413),
+)
 async def create_batch(
     request: Request,
     principal: PrincipalDep,
@@ -142,14 +148,14 @@ def list_batches(
     return Page(data=[BatchPublic.of(b) for b in page], next_cursor=next_cursor)
 
 
-@router.get("/{batch_id}")
+@router.get("/{batch_id}", responses=error_responses(404))
 def get_batch(principal: PrincipalDep, batch_id: BatchId, engine: EngineDep) -> BatchPublic:
     """A batch's status, counts per item state and usage totals."""
     with transaction(engine) as session:
         return BatchPublic.of(batch_store.get_batch(session, principal.tenant_id, batch_id))
 
 
-@router.post("/{batch_id}/cancel")
+@router.post("/{batch_id}/cancel", responses=error_responses(404))
 def cancel_batch(principal: PrincipalDep, batch_id: BatchId, engine: EngineDep) -> BatchPublic:
     """Stop a batch: pending and queued items are cancelled now, running ones at their
     worker's next check; the batch ends `cancelled` when none is left running."""
@@ -164,7 +170,8 @@ def cancel_batch(principal: PrincipalDep, batch_id: BatchId, engine: EngineDep) 
         200: {
             "content": {"application/x-ndjson": {"schema": inline_schema(BatchResult)}},
             "description": "One BatchResult JSON object per line.",
-        }
+        },
+        **error_responses(404),
     },
 )
 async def batch_results(

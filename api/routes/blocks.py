@@ -10,8 +10,13 @@ from fastapi import APIRouter, Query, Response, status
 from api.deps import MemoryDep, OwnedAgentId, PrincipalDep
 from api.schemas.blocks import BlockPublic, BlockPut, BlockQuery, BlockVersionPublic, LabelPath
 from api.schemas.common import Page
+from core.web.errors import error_responses
 
-router = APIRouter(prefix="/v1/agents/{agent_id}/blocks", tags=["blocks"])
+router = APIRouter(
+    prefix="/v1/agents/{agent_id}/blocks",
+    tags=["blocks"],
+    responses=error_responses(401, 404, 422, 429),
+)
 
 BlockParams = Annotated[BlockQuery, Query()]
 
@@ -38,7 +43,7 @@ def get_block(
     return BlockPublic.of(block)
 
 
-@router.put("/{label}")
+@router.put("/{label}", responses=error_responses(400, 413))
 def put_block(
     principal: PrincipalDep,
     agent_id: OwnedAgentId,

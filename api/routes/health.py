@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import EngineDep
 from core.db import ping
+from core.web.errors import error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -16,7 +17,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=error_responses(503))
 def readyz(engine: EngineDep) -> dict[str, str]:
     """The database answers; 503 (error envelope) when it does not."""
     ping(engine)

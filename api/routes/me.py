@@ -8,8 +8,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import PrincipalDep
+from core.web.errors import error_responses
 
-router = APIRouter(prefix="/v1", tags=["auth"])
+router = APIRouter(prefix="/v1", tags=["auth"], responses=error_responses(401, 429))
 
 
 class MePublic(BaseModel):

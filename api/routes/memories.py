@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from agents import agent_store
 from api.deps import EngineDep, MemoryDep, MemoryId, OwnedAgentId, PrincipalDep
-from api.schemas.common import Page, invalid
+from api.schemas.common import Page, Storable, invalid
 from api.schemas.memories import (
     Erased,
     MemoryCreate,
@@ -24,20 +24,26 @@ from api.schemas.memories import (
 )
 from core.db import transaction
 from core.errors import NotFound
+from core.web.errors import error_responses
 
-router = APIRouter(prefix="/v1", tags=["memories"])
+router = APIRouter(prefix="/v1", tags=["memories"], responses=error_responses(401, 422, 429))
 
 DEFAULT_K = 10
 DEFAULT_LIMIT = 50
 
 # `{user_id:path}` in the routes: a user id may hold "/" (percent-encoded, %2F).
-UserIdPath = Annotated[str, Path(min_length=1, max_length=256, description="An end user id.")]
+UserIdPath = Annotated[
+    str, Path(min_length=1, max_length=256, description="An end user id."), Storable
+]
 
 
 @router.post(
     "/agents/{agent_id}/memories",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": MemoryWritten, "description": "Merged into a near-duplicate."}},
+    responses={
+        200: {"model": MemoryWritten, "description": "Merged into a near-duplicate."},
+        **error_responses(400, 404, 413),
+    },
 )
 def create_memory(
     principal: PrincipalDep,
@@ -66,7 +72,7 @@ def create_memory(
     return MemoryWritten.written(record, result.deduplicated)
 
 
-@router.get("/agents/{agent_id}/memories")
+@router.get("/agents/{agent_id}/memories", responses=error_responses(404, 413))
 def find_memories(
     principal: PrincipalDep,
     agent_id: OwnedAgentId,
@@ -90,20 +96,24 @@ def find_memories(
     return Page[MemoryPublic](data=[MemoryPublic.of(r) for r in page], next_cursor=next_cursor)
 
 
-@router.get("/memories/{memory_id}")
+@router.get("/memories/{memory_id}", responses=error_responses(404))
 def get_memory(principal: PrincipalDep, memory_id: MemoryId, memory: MemoryDep) -> MemoryPublic:
     """One memory."""
     return MemoryPublic.of(memory.get(principal.tenant_id, memory_id))
 
 
-@router.delete("/memories/{memory_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/memories/{memory_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404),
+)
 def delete_memory(principal: PrincipalDep, memory_id: MemoryId, memory: MemoryDep) -> Response:
     """Delete one memory."""
     memory.delete(principal.tenant_id, memory_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("/agents/{agent_id}/users/{user_id:path}/memories")
+@router.delete("/agents/{agent_id}/users/{user_id:path}/memories", responses=error_responses(404))
 def erase_agent_user(
     principal: PrincipalDep, agent_id: OwnedAgentId, user_id: UserIdPath, memory: MemoryDep
 ) -> Erased:

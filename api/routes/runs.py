@@ -11,11 +11,12 @@ from agents import run_store
 from api import dispatch
 from api.deps import EngineDep, EventsHubDep, PrincipalDep, RunId, RunQueueDep
 from api.schemas.common import Page
-from api.schemas.runs import RunPublic, StepPublic
+from api.schemas.runs import MAX_EVENT_SEQ, RunPublic, StepPublic
 from api.streaming import fetch_run, sse_response
 from core.db import transaction
+from core.web.errors import error_responses
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=error_responses(401, 404, 422, 429))
 
 
 @router.get("/{run_id}")
@@ -43,9 +44,12 @@ async def run_events(
     run_id: RunId,
     engine: EngineDep,
     hub: EventsHubDep,
-    after: Annotated[int, Query(ge=0, description="Send events with a larger seq.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_EVENT_SEQ, description="Send events with a larger seq.")
+    ] = 0,
     last_event_id: Annotated[
-        int | None, Header(alias="Last-Event-ID", ge=0, description="Overrides `after`.")
+        int | None,
+        Header(alias="Last-Event-ID", ge=0, le=MAX_EVENT_SEQ, description="Overrides `after`."),
     ] = None,
 ) -> StreamingResponse:
     """The run's events as Server-Sent Events: those after `Last-Event-ID` (or `after`) from

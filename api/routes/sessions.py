@@ -13,11 +13,18 @@ from api import dispatch
 from api.deps import AgentId, EngineDep, EventsHubDep, PrincipalDep, RunQueueDep, SessionId
 from api.schemas.common import Limit, Page
 from api.schemas.runs import RunPublic
-from api.schemas.sessions import MessageCreate, MessagePublic, SessionCreate, SessionPublic
+from api.schemas.sessions import (
+    MAX_MESSAGE_SEQ,
+    MessageCreate,
+    MessagePublic,
+    SessionCreate,
+    SessionPublic,
+)
 from api.streaming import sse_response, wait_for_end
 from core.db import transaction
+from core.web.errors import ErrorEnvelope, error_responses
 
-router = APIRouter(prefix="/v1", tags=["sessions"])
+router = APIRouter(prefix="/v1", tags=["sessions"], responses=error_responses(401, 422, 429))
 
 IdempotencyKey = Annotated[
     str | None,
@@ -31,7 +38,11 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("/agents/{agent_id}/sessions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/agents/{agent_id}/sessions",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 404, 413),
+)
 def create_session(
     principal: PrincipalDep, agent_id: AgentId, engine: EngineDep, body: SessionCreate | None = None
 ) -> SessionPublic:
@@ -44,20 +55,22 @@ def create_session(
     return SessionPublic.of(chat)
 
 
-@router.get("/sessions/{session_id}")
+@router.get("/sessions/{session_id}", responses=error_responses(404))
 def get_session(principal: PrincipalDep, session_id: SessionId, engine: EngineDep) -> SessionPublic:
     """One session."""
     with transaction(engine) as session:
         return SessionPublic.of(agent_store.get_session(session, principal.tenant_id, session_id))
 
 
-@router.get("/sessions/{session_id}/messages")
+@router.get("/sessions/{session_id}/messages", responses=error_responses(404))
 def list_messages(
     principal: PrincipalDep,
     session_id: SessionId,
     engine: EngineDep,
     limit: Limit = 50,
-    after_seq: Annotated[int, Query(ge=0, description="Messages after this seq.")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=MAX_MESSAGE_SEQ, description="Messages after this seq.")
+    ] = 0,
 ) -> Page[MessagePublic]:
     """The session's messages oldest first; `next_cursor` is the `after_seq` of the next page."""
     with transaction(engine) as session:
@@ -69,7 +82,7 @@ def list_messages(
     return Page(data=[MessagePublic.of(m) for m in page], next_cursor=next_cursor)
 
 
-@router.get("/sessions/{session_id}/runs")
+@router.get("/sessions/{session_id}/runs", responses=error_responses(404))
 def list_runs(
     principal: PrincipalDep, session_id: SessionId, engine: EngineDep, limit: Limit = 50
 ) -> Page[RunPublic]:
@@ -84,8 +97,16 @@ def list_runs(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RunPublic,
     responses={
-        200: {"model": RunPublic, "description": "Finished (wait) or an idempotent retry."},
-        409: {"description": "The session is busy, or the Idempotency-Key was reused."},
+        200: {
+            "model": RunPublic,
+            "content": {"text/event-stream": {}},
+            "description": "Finished (wait), an idempotent retry, or the run's events (stream).",
+        },
+        **error_responses(400, 404, 413),
+        409: {
+            "model": ErrorEnvelope,
+            "description": "The session is busy, or the Idempotency-Key was reused.",
+        },
     },
 )
 async def post_message(

@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from agents.records import Agent, MemoryPolicy, ToolChoice
-from api.schemas.common import Metadata, invalid
+from api.schemas.common import Inbound, Metadata, invalid
 from core.config import Settings
 
 # The API process does not load deployer tools, so it checks only the shape of a name; a name
@@ -19,8 +19,6 @@ ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 # The label rule of memory/blocks.py.
 BlockLabel = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
-_BODY = ConfigDict(extra="forbid")
-
 
 def _unique(values: list[str] | None) -> list[str] | None:
     if values is not None and len(set(values)) != len(values):
@@ -28,10 +26,8 @@ def _unique(values: list[str] | None) -> list[str] | None:
     return values
 
 
-class MemoryPolicyIn(BaseModel):
+class MemoryPolicyIn(Inbound):
     """How an agent uses memory (every field optional, with its default)."""
-
-    model_config = _BODY
 
     recall_k: int = Field(default=5, ge=0, le=50, description="Memories retrieved per message.")
     blocks: list[BlockLabel] | None = Field(
@@ -80,10 +76,8 @@ class MemoryPolicyPublic(BaseModel):
         return cls.model_validate(policy.as_json())
 
 
-class AgentCreate(BaseModel):
+class AgentCreate(Inbound):
     """Body of POST /v1/agents."""
-
-    model_config = _BODY
 
     name: str = Field(min_length=1, max_length=128, description="Unique per tenant.")
     instructions: str = Field(default="", max_length=20_000, description="The system prompt.")
@@ -111,11 +105,9 @@ class AgentCreate(BaseModel):
         return values
 
 
-class AgentUpdate(BaseModel):
+class AgentUpdate(Inbound):
     """Body of PATCH /v1/agents/{id}: only the fields sent change (`metadata` is replaced as a
     whole, `memory` field by field); `temperature` may be set to null."""
-
-    model_config = _BODY
 
     name: str | None = Field(default=None, min_length=1, max_length=128)
     instructions: str | None = Field(default=None, max_length=20_000)

@@ -8,10 +8,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agents.records import Batch, BatchCounts, BatchItem, BatchStatus, ItemStatus, NewBatchItem
-from api.schemas.common import Metadata, invalid
+from api.schemas.common import Inbound, Metadata, invalid
 from api.schemas.runs import UsagePublic
 from api.schemas.sessions import MAX_MESSAGE_CHARS
 
@@ -20,13 +20,9 @@ MAX_BATCH_ITEMS = 1000
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl")
 """Content types of a JSONL upload (one item per line)."""
 
-_BODY = ConfigDict(extra="forbid")
 
-
-class BatchItemIn(BaseModel):
+class BatchItemIn(Inbound):
     """One input: a user message run in a session of its own."""
-
-    model_config = _BODY
 
     input: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     user_id: str | None = Field(
@@ -47,10 +43,8 @@ class BatchItemIn(BaseModel):
         return NewBatchItem(input=self.input, user_id=self.user_id, metadata=self.metadata)
 
 
-class BatchOptions(BaseModel):
+class BatchOptions(Inbound):
     """What a batch is besides its items (query parameters of a JSONL upload)."""
-
-    model_config = _BODY
 
     agent_id: uuid.UUID = Field(description="The agent that runs every item.")
     concurrency: int = Field(default=4, ge=1, le=64, description="Most items running at once.")

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from api.schemas.common import Inbound
 from api.schemas.memories import UserId
 from memory.blocks import MAX_BLOCK_LIMIT, Block, BlockVersion
 
@@ -22,11 +23,9 @@ LabelPath = Annotated[
 here so that reads of a malformed label answer like writes."""
 
 
-class BlockPut(BaseModel):
+class BlockPut(Inbound):
     """Body of PUT /v1/agents/{id}/blocks/{label}: create or replace the block. A value over
     the block's character limit is 413 and changes nothing."""
-
-    model_config = ConfigDict(extra="forbid")
 
     value: str = Field(description="The block's whole new text.")
     char_limit: int | None = Field(
@@ -40,10 +39,8 @@ class BlockPut(BaseModel):
     )
 
 
-class BlockQuery(BaseModel):
+class BlockQuery(Inbound):
     """Query of the block reads and delete; any other parameter is refused (422)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     user_id: UserId | None = Field(
         default=None,

@@ -1,21 +1,64 @@
-"""Shapes shared by every entity: list envelopes and opaque cursors."""
+"""Shapes shared by every entity: the base of request models, list envelopes and opaque
+cursors."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 T = TypeVar("T")
 
 Metadata = dict[str, Any]
+
+
+def _unstorable(value: Any) -> str | None:
+    """What in `value` Postgres cannot store (None: nothing): a NUL character in text or JSONB,
+    NaN or an infinity in JSONB. Walks JSON-like dicts (keys too) and lists; nested models
+    check themselves."""
+    if isinstance(value, str):
+        return "NUL (U+0000) characters" if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "NaN or infinite numbers"
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple):
+        return next((found for item in value if (found := _unstorable(item)) is not None), None)
+    return None
+
+
+def storable(value: T) -> T:
+    """`value`, unless Postgres cannot store it: its insert or query would fail (a 500), so it
+    is refused at the edge as a 422 instead."""
+    found = _unstorable(value)
+    if found is not None:
+        raise ValueError(f"must not contain {found}")
+    return value
+
+
+Storable = AfterValidator(storable)
+"""For a path, query or header parameter outside an `Inbound` model."""
+
+
+class Inbound(BaseModel):
+    """Base of every request body and query model: unknown fields are refused, and so is a
+    value Postgres cannot store (`storable`) anywhere in a field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def postgres_can_store(cls, value: Any) -> Any:
+        """422 naming the field that holds a NUL character, a NaN or an infinity."""
+        return storable(value)
 
 
 class Page(BaseModel, Generic[T]):

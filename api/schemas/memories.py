@@ -11,9 +11,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
 
-from api.schemas.common import Metadata, invalid
+from api.schemas.common import Inbound, Metadata, invalid, storable
 from memory.filters import Kind, MemoryFilter
 from memory.records import MemoryRecord, NewMemory, SearchHit
 
@@ -23,11 +23,9 @@ MAX_SEARCH_K = 50
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
-class MemoryCreate(BaseModel):
+class MemoryCreate(Inbound):
     """Body of POST /v1/agents/{id}/memories. Empty content is 422 and content over
     AGENTMILL_MEMORY_MAX_CONTENT_CHARS is 413 (the memory layer's checks)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     content: str = Field(description="The text to remember.")
     user_id: UserId | None = Field(
@@ -53,12 +51,10 @@ class MemoryCreate(BaseModel):
         )
 
 
-class MemoryQuery(BaseModel):
+class MemoryQuery(Inbound):
     """Query of GET /v1/agents/{id}/memories: with `query` a search (`k` hits, best first),
     without it a list (newest first, `limit` per page). The filters apply to both; any other
     parameter is refused (422 naming it)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     query: str | None = Field(default=None, description="Search text; absent: list instead.")
     k: int | None = Field(default=None, ge=1, le=MAX_SEARCH_K, description="Hits (search; 10).")
@@ -84,6 +80,7 @@ class MemoryQuery(BaseModel):
                 raise ValueError("must be a JSON object") from None
             if not isinstance(parsed, dict):
                 raise ValueError("must be a JSON object")
+            storable(parsed)  # "\u0000" decodes to a NUL, NaN parses
         return value
 
     def check_mode(self) -> None:

@@ -11,6 +11,9 @@ from pydantic import BaseModel
 from agents.records import Run, RunStatus, Step, ToolCallRecord, Usage
 from api.schemas.common import Metadata
 
+MAX_EVENT_SEQ = 2**31 - 1
+"""The largest seq a run event can have (a 4-byte integer column): a larger `after` is 422."""
+
 
 class UsagePublic(BaseModel):
     """Tokens and cost."""

@@ -6,19 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from agents.records import ChatSession, Message
-from api.schemas.common import Metadata
+from api.schemas.common import Inbound, Metadata
 
 MAX_MESSAGE_CHARS = 32_000
 """Longest user message; the request body limit (AGENTMILL_MAX_BODY_BYTES) applies as well."""
+MAX_MESSAGE_SEQ = 2**63 - 1
+"""The largest seq a message can have (an 8-byte integer column): a larger `after_seq` is 422."""
 
 
-class SessionCreate(BaseModel):
+class SessionCreate(Inbound):
     """Body of POST /v1/agents/{id}/sessions (it may be empty)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     user_id: str | None = Field(
         default=None,
@@ -50,10 +50,8 @@ class SessionPublic(BaseModel):
         )
 
 
-class MessageCreate(BaseModel):
+class MessageCreate(Inbound):
     """Body of POST /v1/sessions/{id}/messages: a user message, which starts a run."""
-
-    model_config = ConfigDict(extra="forbid")
 
     content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     stream: bool = Field(default=False, description="Answer with the run's events (SSE).")

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -37,6 +38,42 @@ _TYPES = {
     500: "internal_error",
     503: "unavailable",
 }
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request: a body that is not JSON, a bad Content-Length.",
+    401: "Missing, malformed, unknown or revoked API key.",
+    404: "No such resource for this tenant (an id that is not a UUID names none).",
+    409: "The request clashes with the current state.",
+    413: "The body, or a text in it, is over its size limit.",
+    422: "A parameter or body field failed validation; `param` names it.",
+    429: "Rate limit spent: retry after `Retry-After` seconds.",
+    503: "The database does not answer.",
+}
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    type: str = Field(description="Machine-readable kind, e.g. validation_error.")
+    message: str = Field(description="For people; never a stack trace.")
+    param: str | None = Field(default=None, description="The parameter or field at fault.")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting the envelope for each of `statuses` (for a
+    router's or a route's `responses=`; a 422 entry replaces FastAPI's own, whose shape the
+    handlers below never send)."""
+    return {
+        status: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[status]}
+        for status in statuses
+    }
 
 
 def error_response(

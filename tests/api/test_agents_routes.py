@@ -84,6 +84,8 @@ def test_create_keeps_every_field(client: TestClient, auth: Headers) -> None:
         ({"name": "a", "metadata": []}, "metadata"),
         ({"name": "a", "unknown": 1}, "unknown"),
         ({"name": "a", "model": "gpt-99"}, "model"),
+        ({"name": "a\u0000"}, "name"),  # found by the fuzzer (Postgres stores no NUL): was 500
+        ({"name": "a", "metadata": {"k": ["\u0000"]}}, "metadata"),
     ],
 )
 def test_invalid_create_is_422_naming_the_field(
@@ -91,6 +93,14 @@ def test_invalid_create_is_422_naming_the_field(
 ) -> None:
     error = _error(client.post("/v1/agents", json=body, headers=auth), 422, param)
     assert error["type"] == "validation_error"
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_metadata_is_422_not_500(client: TestClient, auth: Headers, number: str) -> None:
+    # Python's JSON reads these (1e400 as an infinity); JSONB stores none, and the insert failed.
+    body = f'{{"name": "a", "metadata": {{"k": [{number}]}}}}'
+    headers = {**auth, "Content-Type": "application/json"}
+    _error(client.post("/v1/agents", content=body, headers=headers), 422, "metadata")
 
 
 def test_long_instructions_are_422(

@@ -158,6 +158,8 @@ def test_jsonl_needs_its_agent_as_a_query_parameter(client: TestClient, auth: He
         ({"concurrency": 0}, "concurrency"),
         ({"max_attempts": 6}, "max_attempts"),
         ({"agent_id": "not-a-uuid"}, "agent_id"),
+        ({"items": [{"input": "q\u0000"}]}, "items.0.input"),  # Postgres stores no NUL
+        ({"metadata": {"k": "\u0000"}}, "metadata"),
     ],
 )
 def test_oversize_and_invalid_batches_are_refused(

@@ -130,6 +130,7 @@ def test_a_value_over_the_limit_is_413_and_changes_nothing(
         ("Persona", {"value": "a"}, "label"),
         ("9lives", {"value": "a"}, "label"),
         ("x" * 65, {"value": "a"}, "label"),
+        ("persona", {"value": "a\u0000"}, "value"),  # Postgres stores no NUL: was 500
     ],
 )
 def test_bad_puts_are_422(

@@ -340,6 +340,14 @@ def test_erase_a_user_everywhere(
     assert client.delete("/v1/users/ann/memories", headers=auth).json() == {"deleted": 0}
 
 
+def test_erasing_a_user_id_with_a_nul_is_422(
+    client: TestClient, auth: Headers, agent_id: str
+) -> None:
+    # Found by the fuzzer: Postgres takes no NUL in a text parameter, and the delete failed.
+    for path in (f"/v1/agents/{agent_id}/users/a%00b/memories", "/v1/users/a%00b/memories"):
+        _error(client.delete(path, headers=auth), 422, "user_id")
+
+
 def test_a_user_id_with_a_slash_can_be_erased(
     client: TestClient, auth: Headers, agent_id: str
 ) -> None:
@@ -364,6 +372,8 @@ def test_a_user_id_with_a_slash_can_be_erased(
         ({"content": "a", "user_id": ""}, 422, "user_id"),
         ({"content": "a", "session_id": "nope"}, 422, "session_id"),
         ({"content": "a", "embedding": [0.1]}, 422, "embedding"),
+        ({"content": "a\u0000"}, 422, "content"),  # NUL, which Postgres cannot store: was 500
+        ({"content": "a", "metadata": {"\u0000": 1}}, 422, "metadata"),
     ],
 )
 def test_bad_memories_are_refused(
@@ -403,6 +413,9 @@ def test_content_at_the_limit_is_accepted(client: TestClient, auth: Headers, age
         ({"metadata": "{not json"}, "metadata"),
         ({"metadata": "[1, 2]"}, "metadata"),
         ({"session_id": "nope"}, "session_id"),
+        ({"metadata": '{"a": "\\u0000"}'}, "metadata"),  # NUL in a filter: was 500
+        ({"metadata": '{"a": NaN}'}, "metadata"),  # no NaN in JSONB: was 500
+        ({"user_id": "u\u0000"}, "user_id"),
     ],
 )
 def test_bad_search_and_list_parameters_are_422(

@@ -165,3 +165,26 @@ def test_unknown_or_malformed_run_ids_are_404(
     for path in ("", "/steps", "/events"):
         assert client.get(f"/v1/runs/{ident}{path}", headers=auth).status_code == 404
     assert client.post(f"/v1/runs/{ident}/cancel", headers=auth).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("params", "headers"),
+    [({"after": 2**31}, {}), ({}, {"Last-Event-ID": str(2**31)})],
+)
+def test_an_event_seq_past_the_column_is_422(
+    client: TestClient,
+    auth: Headers,
+    session_id: str,
+    params: dict[str, int],
+    headers: dict[str, str],
+) -> None:
+    # Found by the fuzzer: the stream retried the failing query (seq is a 4-byte column) until
+    # the client left.
+    run_id = _start_run(client, auth, session_id)
+    client.post(f"/v1/runs/{run_id}/cancel", headers=auth)
+    url = f"/v1/runs/{run_id}/events"
+    response = client.get(url, params=params, headers={**auth, **headers})
+    assert response.status_code == 422, response.text
+    ended = client.get(url, params={"after": 2**31 - 1}, headers=auth)
+    assert ended.status_code == 200
+    assert ended.text == ""  # nothing after that seq, and the run has ended

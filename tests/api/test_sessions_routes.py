@@ -242,3 +242,40 @@ def test_unknown_or_malformed_session_ids_are_404(
         assert response.json()["error"]["type"] == "not_found"
     assert _post(client, ident, auth).status_code == 404
     assert client.post(f"/v1/agents/{ident}/sessions", headers=auth).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"metadata": {"note": "a\u0000b"}}, "metadata"),
+        ({"metadata": {"a\u0000": 1}}, "metadata"),
+        ({"user_id": "u\u0000"}, "user_id"),
+    ],
+)
+def test_nul_characters_are_422_not_500(
+    client: TestClient, auth: Headers, agent_id: str, body: dict[str, Any], param: str
+) -> None:
+    # Found by the fuzzer: Postgres stores no NUL in text or JSONB, and the insert failed.
+    response = client.post(f"/v1/agents/{agent_id}/sessions", json=body, headers=auth)
+    assert response.status_code == 422, response.text
+    assert _param(response) == param
+
+
+def test_a_message_with_a_nul_is_422(
+    client: TestClient, auth: Headers, session_id: str, run_queue: RecordingQueue
+) -> None:
+    response = _post(client, session_id, auth, content="hi\u0000")
+    assert response.status_code == 422, response.text
+    assert _param(response) == "content"
+    assert run_queue.runs == []
+
+
+def test_an_after_seq_past_the_column_is_422_not_500(
+    client: TestClient, auth: Headers, session_id: str
+) -> None:
+    # Found by the fuzzer: a seq over the 8-byte column's range failed the query.
+    url = f"/v1/sessions/{session_id}/messages"
+    response = client.get(url, params={"after_seq": 2**63}, headers=auth)
+    assert response.status_code == 422, response.text
+    assert _param(response) == "after_seq"
+    assert client.get(url, params={"after_seq": 2**63 - 1}, headers=auth).json()["data"] == []
