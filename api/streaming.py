@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from agents import run_store
@@ -35,6 +35,8 @@ POLL_S = 1.0
 KEEPALIVE_S = 15.0
 """An idle stream sends a comment this often, so proxies and clients keep it open."""
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+"""Database failures a stream outlives by reading again: a lost connection, a full pool."""
 
 
 def sse_event(event: Event) -> str:
@@ -78,9 +80,11 @@ async def run_events(
         while True:
             try:
                 batch = await asyncio.to_thread(_read, engine, tenant_id, run_id, after)
-            except (DBAPIError, PoolTimeout) as exc:
+            except TRANSIENT_DB_ERRORS as exc:
                 # The client can reconnect with Last-Event-ID, but a database hiccup should
-                # not cost it a reconnect: keep the stream and try again.
+                # not cost it a reconnect: keep the stream and try again. Anything else (a
+                # data or programming error) would fail the same way forever: it ends the
+                # stream instead, through the exception.
                 log.warning("event stream of run %s: read failed (%s)", run_id, exc)
                 batch = _Batch([], done=False)
             for event in batch.events:

@@ -3,16 +3,19 @@ the end after the final event, keepalives, and a client that leaves."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DataError, OperationalError
 
 from api import streaming
 from api.events_hub import EventHub
@@ -290,3 +293,46 @@ def test_hub_reconnects_after_losing_its_connection(
     received = _tail_while_working(client, auth, engine, run_id)
     assert [(seq, kind) for seq, kind, _ in received] == TAILED
     assert received[-1][2] < 5
+
+
+def _failing_reads(
+    monkeypatch: pytest.MonkeyPatch, first: Exception, then: streaming._Batch
+) -> list[int]:
+    calls: list[int] = []
+
+    def read(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int) -> Any:
+        calls.append(after)
+        if len(calls) == 1:
+            raise first
+        return then
+
+    monkeypatch.setattr(streaming, "_read", read)
+    monkeypatch.setattr(streaming, "POLL_S", 0.01)
+    return calls
+
+
+async def _collect() -> list[str]:
+    engine = cast(Engine, None)  # _read is replaced: nothing touches the database
+    hub = EventHub("postgresql://unused")  # never started: subscriptions still work
+    return [
+        chunk async for chunk in streaming.run_events(engine, hub, uuid.uuid4(), uuid.uuid4(), 0)
+    ]
+
+
+def test_a_lost_connection_is_read_again_and_the_stream_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lost = OperationalError("SELECT", {}, Exception("server closed the connection"))
+    calls = _failing_reads(monkeypatch, lost, streaming._Batch([], done=True))
+    assert asyncio.run(_collect()) == []
+    assert calls == [0, 0]
+
+
+def test_a_permanent_database_error_ends_the_stream_instead_of_retrying(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bad = DataError("SELECT", {}, Exception("integer out of range"))
+    calls = _failing_reads(monkeypatch, bad, streaming._Batch([], done=True))
+    with pytest.raises(DataError):
+        asyncio.run(_collect())
+    assert calls == [0]
