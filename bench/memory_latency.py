@@ -1,19 +1,29 @@
 """Memory search latency at scale, HNSW recall against exact search, and write throughput.
 
-One tenant holds N memories (default 100,000) over 2 agents. Vectors are synthetic: random
-unit vectors scattered around 2,000 random centres (so neighbourhoods exist, as with real
-embeddings); texts are 12 words drawn from a Zipf-distributed 20,000-word vocabulary
-(content words only: stop-word ranks left out). Per agent
-one "big" user owns half its rows (25% of the table) and 50 "small" users share the rest (1%
-each). Searches filter on agent and user and run the full candidate stage of
-`MemoryStore.search` (both HNSW retrievers with iterative scans, the OR full-text retriever)
-with a precomputed query vector (no embedding), timed over --queries queries after a warm-up.
-"db" is the time its statements spend in the driver (sent, run, rows received); "all" adds
-SQLAlchemy building the statement and decoding rows. HNSW recall@10 compares the
-content-vector retriever's top 10 with exact search over the same filtered rows. Insert
-throughput uses real text (LoCoMo turns from ../shared/data) and the real embedder, next to the
-embedder alone on the same texts. The embedded server runs with agentmill's settings
-(core.embedded_pg.server_settings) unless --postgres-defaults.
+One tenant holds N memories (default 100,000) over 2 agents. Per agent one "big" user owns
+half its rows (25% of the table) and 50 "small" users share the rest (1% each).
+
+Vectors are synthetic: random unit vectors scattered around 2,000 random centres (so
+neighbourhoods exist, as with real embeddings). Texts are real conversation: each user's rows
+are filled session by session with the turns of LoCoMo sessions (../shared/data, "speaker:
+text"), each turn indexed with its neighbouring turns (2 before, 2 after) as the store's writer
+does, and every query's text is a LoCoMo question. 100,000 memories repeat LoCoMo's 2,760
+turns 36 times; so that a word is as rare as it would be in a natural corpus of that size
+rather than 36 times as common, each session copy (and each question) is written in one of
+SPELLINGS vocabularies, which differ in every word outside LoCoMo's 500 commonest (see
+SPELLINGS). Text matters for latency: a real question shares some word (often a name) with
+nearly every memory of its user once the neighbours are indexed, while the rarer words that
+select full-text candidates are in few. (Random words from a Zipf vocabulary, which earlier
+versions used, matched about 1% of a user's memories and hid the cost of the full text.)
+
+Searches filter on agent and user and run the full candidate stage of `MemoryStore.search`
+(both HNSW retrievers with iterative scans, the full-text retriever) with a precomputed query
+vector (no embedding), timed over --queries queries after a warm-up. "db" is the time its
+statements spend in the driver (sent, run, rows received); "all" adds SQLAlchemy building the
+statement and decoding rows. HNSW recall@10 compares the content-vector retriever's top 10 with
+exact search over the same filtered rows. Insert throughput uses real text (LoCoMo turns) and
+the real embedder, next to the embedder alone on the same texts. The embedded server runs with
+agentmill's settings (core.embedded_pg.server_settings) unless --postgres-defaults.
 
     .venv/bin/python bench/memory_latency.py [--n 100000] [--queries 300] [--postgres-defaults]
 """
@@ -24,10 +34,12 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import tempfile
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +62,7 @@ from memory.models import Memory
 from memory.records import NewMemory
 from memory.retrieval import DEFAULT_WEIGHTS
 from memory.service import MemoryStore
+from memory.words import CommonWords
 
 REPO = Path(__file__).resolve().parent.parent
 LOCOMO = REPO.parent / "shared" / "data" / "locomo-dev.json"
@@ -64,29 +77,96 @@ def _unit(rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return out
 
 
+def _locomo() -> tuple[list[list[str]], list[str]]:
+    """LoCoMo's sessions (each a list of "speaker: text" turns) and questions."""
+    sessions: list[list[str]] = []
+    questions: list[str] = []
+    for sample in json.loads(LOCOMO.read_text()):
+        for key, value in sample["conversation"].items():
+            if re.fullmatch(r"session_\d+", key) and isinstance(value, list):
+                sessions.append([f"{t['speaker']}: {t['text']}" for t in value])
+        questions += [qa["question"] for qa in sample["qa"]]
+    return sessions, questions
+
+
+SHARED_WORDS = 500
+"""LoCoMo's most common words (by turns holding them) keep one spelling in every copy."""
+SPELLINGS = 8
+"""Spellings of every other word. N memories repeat LoCoMo's 2,760 turns N / 2,760 times; a
+natural corpus that much larger has a larger vocabulary, not the same words that much more
+often: by Heaps' law (vocabulary ~ size^0.5-0.6 for English) 6-9 times LoCoMo's 3,700 words
+at 100,000 memories."""
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+class _Spelling:
+    """Rewrites a text in one of SPELLINGS vocabularies: words outside LoCoMo's SHARED_WORDS
+    commonest get a suffix of the vocabulary (none for vocabulary 0)."""
+
+    def __init__(self, turns: list[str]) -> None:
+        counts: Counter[str] = Counter()
+        for turn in turns:
+            counts.update({w.lower() for w in _WORD.findall(turn)})
+        self.shared = {w for w, _ in counts.most_common(SHARED_WORDS)}
+
+    def __call__(self, text: str, vocabulary: int) -> str:
+        suffix = "".join("qxzjv"[int(d)] for d in np.base_repr(vocabulary, 5)) if vocabulary else ""
+        return _WORD.sub(lambda m: m[0] if m[0].lower() in self.shared else m[0] + suffix, text)
+
+
+def _texts(
+    users: np.ndarray[Any, Any], agent: np.ndarray[Any, Any], rng: np.random.Generator
+) -> tuple[list[str], list[str], list[int], _Spelling]:
+    """Content, context and session number of every row: each scope's rows, in order, are
+    filled session by session with the turns of random LoCoMo sessions, each copy in one of
+    SPELLINGS vocabularies; a turn's context is its neighbours in that session
+    (memory.windows: 2 before, 2 after)."""
+    sessions, _ = _locomo()
+    spell = _Spelling([turn for session in sessions for turn in session])
+    content = [""] * len(users)
+    context = [""] * len(users)
+    session_of = [0] * len(users)
+    rows_of: dict[tuple[int, str], list[int]] = {}
+    for i, (a, u) in enumerate(zip(agent.tolist(), users.tolist(), strict=True)):
+        rows_of.setdefault((a, u), []).append(i)
+    number = 0
+    for rows in rows_of.values():
+        at = 0
+        while at < len(rows):
+            vocabulary = int(rng.integers(0, SPELLINGS))
+            picked = sessions[int(rng.integers(0, len(sessions)))][: len(rows) - at]
+            turns = [spell(turn, vocabulary) for turn in picked]
+            number += 1
+            for j, turn in enumerate(turns):
+                row = rows[at + j]
+                content[row] = turn
+                context[row] = "\n".join([*turns[max(j - 2, 0) : j], *turns[j + 1 : j + 3]])
+                session_of[row] = number
+            at += len(turns)
+    return content, context, session_of, spell
+
+
 def _synthetic(n: int, rng: np.random.Generator) -> dict[str, Any]:
     centres = _unit(rng.standard_normal((2000, DIM)))
     which = rng.integers(0, len(centres), n)
     vectors = _unit(centres[which] + rng.standard_normal((n, DIM)) * 0.06)
     context = _unit(vectors + rng.standard_normal((n, DIM)) * 0.03)
-    # Zipf over ranks 100..20,099: the first hundred ranks of English are stop words, which
-    # the full-text index drops anyway; the commonest remaining word is in ~3% of texts.
-    vocab = np.array([f"w{i}" for i in range(20_000)])
-    zipf = 1.0 / np.arange(100, len(vocab) + 100)
-    words = rng.choice(vocab, size=(n, 12), p=zipf / zipf.sum())
     agent = rng.integers(0, 2, n)
     big = rng.random(n) < 0.5
     small = rng.integers(0, 50, n)
     users = np.where(big, "big", np.char.add("small-", small.astype(str)))
+    content, context_text, session_of, spell = _texts(users, agent, rng)
     return {
         "centres": centres,
         "vectors": vectors,
         "context": context,
-        "words": words,
+        "content_text": content,
+        "context_text": context_text,
+        "session": session_of,
         "agent": agent,
         "users": users,
-        "vocab": vocab,
-        "zipf": zipf / zipf.sum(),
+        "questions": _locomo()[1],
+        "spell": spell,
     }
 
 
@@ -108,8 +188,8 @@ def _bulk_load(
     with psycopg.connect(libpq) as conn:
         register_vector(conn)
         with conn.cursor().copy(
-            "COPY memories (id, tenant_id, agent_id, user_id, kind, content, embedding, "
-            "context_embedding, created_at) FROM STDIN WITH (FORMAT BINARY)"
+            "COPY memories (id, tenant_id, agent_id, user_id, session_id, kind, content, context, "
+            "embedding, context_embedding, created_at) FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.set_types(
                 [
@@ -117,22 +197,28 @@ def _bulk_load(
                     "uuid",
                     "uuid",
                     "varchar",
+                    "uuid",
                     "varchar",
+                    "text",
                     "text",
                     "halfvec",
                     "halfvec",
                     "timestamptz",
                 ]
             )
+            session_ids: dict[int, uuid.UUID] = {}
             for i in range(len(data["vectors"])):
+                session = session_ids.setdefault(data["session"][i], uuid.uuid4())
                 copy.write_row(
                     (
                         uuid.uuid4(),
                         tenant,
                         agents[int(data["agent"][i])],
                         str(data["users"][i]),
+                        session,
                         "episodic",
-                        " ".join(data["words"][i]),
+                        data["content_text"][i],
+                        data["context_text"][i],
                         HalfVector(data["vectors"][i]),
                         HalfVector(data["context"][i]),
                         base + timedelta(seconds=i),
@@ -165,8 +251,16 @@ def _time_cursors(engine: Engine) -> None:
 
 
 def _search(
-    engine: Engine, tenant: uuid.UUID, where: MemoryFilter, query: str, vector: list[float], ef: int
+    engine: Engine,
+    common_words: CommonWords,
+    tenant: uuid.UUID,
+    where: MemoryFilter,
+    query: str,
+    vector: list[float],
+    ef: int,
 ) -> tuple[float, float, list[candidates.Candidate]]:
+    """The candidate stage of `MemoryStore.search` (without embedding the query): total and
+    driver milliseconds, and the candidates."""
     _cursor_ms.clear()
     t0 = time.perf_counter()
     vector_depth = DEFAULT_WEIGHTS.vector_candidates(10)
@@ -181,71 +275,85 @@ def _search(
             vector_depth=vector_depth,
             context_text_weight=DEFAULT_WEIGHTS.context_text_weight,
             ef_search=max(ef, vector_depth),
+            common_words=common_words.over(DEFAULT_WEIGHTS.common_postings),
         )
     return (time.perf_counter() - t0) * 1000, sum(_cursor_ms), found
 
 
-def _scenario(
+WARM_UP = 20
+"""Searches per configuration before timing starts."""
+USERS = ("big", "small")
+
+
+def _measure(
     engine: Engine,
     tenant: uuid.UUID,
     agents: list[uuid.UUID],
     data: dict[str, Any],
-    user_of: Any,
+    efs: list[int],
     queries: int,
-    ef: int,
     rng: np.random.Generator,
-) -> dict[str, float]:
-    times, db_times, recalls, sizes = [], [], [], []
-    ids_by_row: dict[str, Any] = {}
-    for i in range(20 + queries):
-        agent_ix = int(rng.integers(0, 2))
-        user = user_of(rng)
-        where = MemoryFilter(agent_id=agents[agent_ix], user_id=user)
-        centre = data["centres"][int(rng.integers(0, len(data["centres"])))]
-        q = _unit((centre + rng.standard_normal(DIM) * 0.06)[None, :])[0]
-        words = " ".join(rng.choice(data["vocab"], size=5, p=data["zipf"]))
-        ms, db_ms, found = _search(engine, tenant, where, words, q.tolist(), ef)
-        if i < 20:
-            continue  # warm-up
-        times.append(ms)
-        db_times.append(db_ms)
-        key = f"{agent_ix}/{user}"
-        if key not in ids_by_row:
-            with transaction(engine) as session:
-                rows = session.execute(
-                    select(Memory.id, Memory.embedding).where(
-                        Memory.tenant_id == tenant,
-                        Memory.agent_id == agents[agent_ix],
-                        Memory.user_id == user,
-                    )
-                ).all()
-            ids_by_row[key] = rows
-        rows = ids_by_row[key]
-        matrix = np.vstack([np.asarray(r[1], dtype=np.float32) for r in rows])
-        exact = {rows[j][0] for j in np.argsort(-(matrix @ q))[:10]}
-        got = {c.record.id for c in found if c.vector_rank is not None and c.vector_rank <= 10}
-        recalls.append(len(exact & got) / len(exact))
-        sizes.append(len(rows))
+) -> dict[tuple[int, str], dict[str, float]]:
+    """Time `queries` searches per (ef_search, big or small user), the configurations taking
+    turns in a random order query by query, so that load from elsewhere falls on all alike."""
+    configs = [(ef, user) for ef in efs for user in USERS]
+    samples: dict[tuple[int, str], dict[str, list[float]]] = {
+        c: {"all": [], "db": [], "recall": [], "rows": []} for c in configs
+    }
+    exact_of: dict[tuple[int, str], tuple[list[uuid.UUID], np.ndarray[Any, Any]]] = {}
+    common_words = CommonWords(engine)
+    for i in range(WARM_UP + queries):
+        for c in rng.permutation(len(configs)):
+            ef, kind = configs[int(c)]
+            agent_ix = int(rng.integers(0, 2))
+            user = "big" if kind == "big" else f"small-{int(rng.integers(0, 50))}"
+            where = MemoryFilter(agent_id=agents[agent_ix], user_id=user)
+            centre = data["centres"][int(rng.integers(0, len(data["centres"])))]
+            q = _unit((centre + rng.standard_normal(DIM) * 0.06)[None, :])[0]
+            question = data["spell"](
+                data["questions"][int(rng.integers(0, len(data["questions"])))],
+                int(rng.integers(0, SPELLINGS)),
+            )
+            ms, db_ms, found = _search(
+                engine, common_words, tenant, where, question, q.tolist(), ef
+            )
+            if i < WARM_UP:
+                continue
+            if (agent_ix, user) not in exact_of:
+                with transaction(engine) as session:
+                    rows = session.execute(
+                        select(Memory.id, Memory.embedding).where(
+                            Memory.tenant_id == tenant,
+                            Memory.agent_id == agents[agent_ix],
+                            Memory.user_id == user,
+                        )
+                    ).all()
+                matrix = np.vstack([np.asarray(r[1], dtype=np.float32) for r in rows])
+                exact_of[(agent_ix, user)] = ([r[0] for r in rows], matrix)
+            ids, matrix = exact_of[(agent_ix, user)]
+            exact = {ids[j] for j in np.argsort(-(matrix @ q))[:10]}
+            got = {c.record.id for c in found if c.vector_rank is not None and c.vector_rank <= 10}
+            row = samples[(ef, kind)]
+            row["all"].append(ms)
+            row["db"].append(db_ms)
+            row["recall"].append(len(exact & got) / len(exact))
+            row["rows"].append(len(ids))
     return {
-        "p50_ms": statistics.median(db_times),
-        "p99_ms": statistics.quantiles(db_times, n=100)[98],
-        "stage_p50_ms": statistics.median(times),
-        "stage_p99_ms": statistics.quantiles(times, n=100)[98],
-        "hnsw_recall_at_10": statistics.fmean(recalls),
-        "filtered_rows_mean": statistics.fmean(sizes),
-        "queries": len(times),
+        c: {
+            "p50_ms": statistics.median(s["db"]),
+            "p99_ms": statistics.quantiles(s["db"], n=100)[98],
+            "stage_p50_ms": statistics.median(s["all"]),
+            "stage_p99_ms": statistics.quantiles(s["all"], n=100)[98],
+            "hnsw_recall_at_10": statistics.fmean(s["recall"]),
+            "filtered_rows_mean": statistics.fmean(s["rows"]),
+            "queries": len(s["db"]),
+        }
+        for c, s in samples.items()
     }
 
 
 def _throughput(engine: Engine, settings: Settings, tenant: uuid.UUID, n: int) -> dict[str, float]:
-    import json as _json
-
-    turns: list[str] = []
-    for sample in _json.loads(LOCOMO.read_text()):
-        conv = sample["conversation"]
-        for key, value in conv.items():
-            if key.startswith("session_") and isinstance(value, list):
-                turns += [f"{t['speaker']}: {t['text']}" for t in value]
+    turns = [turn for session in _locomo()[0] for turn in session]
     texts = turns[:n]
     embedder = SentenceTransformerEmbedder()
     embedder.embed(["warm-up"])
@@ -299,20 +407,7 @@ def main() -> None:
         load_s = _bulk_load(url, engine, tenant, agents, data)
         _time_cursors(engine)
         efs = [int(v) for v in args.ef.split(",") if v] or [settings.memory_ef_search]
-        runs = {}
-        for ef in efs:
-            broad = _scenario(engine, tenant, agents, data, lambda r: "big", args.queries, ef, rng)
-            narrow = _scenario(
-                engine,
-                tenant,
-                agents,
-                data,
-                lambda r: f"small-{int(r.integers(0, 50))}",
-                args.queries,
-                ef,
-                rng,
-            )
-            runs[ef] = (broad, narrow)
+        runs = _measure(engine, tenant, agents, data, efs, args.queries, rng)
         writes = _throughput(engine, settings, tenant, args.insert_n)
     finally:
         engine.dispose()
@@ -322,19 +417,20 @@ def main() -> None:
     print(f"postgres settings: {pg.settings or 'PostgreSQL defaults'}")
     print(
         f"machine: {machine}; {args.n} memories (synthetic vectors, see docstring); "
-        f"bulk load + HNSW build {load_s:.0f} s; {args.queries} queries per row after 20 warm-up"
+        f"bulk load + HNSW build {load_s:.0f} s; {args.queries} queries per row after "
+        f"{WARM_UP} warm-up, the rows taking turns query by query"
     )
     print(
         f"{'search, agent + user filter':<28}{'ef':>5}{'rows':>7}{'db p50':>8}{'db p99':>8}"
         f"{'all p50':>9}{'all p99':>9}{'recall@10':>11}"
     )
-    for ef, (broad, narrow) in runs.items():
-        for name, row in (("big user (25% of rows)", broad), ("small user (1%)", narrow)):
-            print(
-                f"{name:<28}{ef:>5}{row['filtered_rows_mean']:>7.0f}{row['p50_ms']:>8.2f}"
-                f"{row['p99_ms']:>8.2f}{row['stage_p50_ms']:>9.2f}{row['stage_p99_ms']:>9.2f}"
-                f"{row['hnsw_recall_at_10']:>11.3f}"
-            )
+    names = {"big": "big user (25% of rows)", "small": "small user (1%)"}
+    for (ef, user), row in runs.items():
+        print(
+            f"{names[user]:<28}{ef:>5}{row['filtered_rows_mean']:>7.0f}{row['p50_ms']:>8.2f}"
+            f"{row['p99_ms']:>8.2f}{row['stage_p50_ms']:>9.2f}{row['stage_p99_ms']:>9.2f}"
+            f"{row['hnsw_recall_at_10']:>11.3f}"
+        )
     ratio = writes["insert_memories_per_s"] / writes["embedder_texts_per_s"]
     print(
         f"embedder alone: {writes['embedder_texts_per_s']:.0f} texts/s; add_many with real "
@@ -346,13 +442,13 @@ def main() -> None:
         "postgres_settings": pg.settings,
         "n": args.n,
         "bulk_load_s": load_s,
-        "search": {str(ef): {"big": b, "small": sm} for ef, (b, sm) in runs.items()},
+        "search": {str(ef): {user: runs[(ef, user)] for user in USERS} for ef in efs},
         **writes,
     }
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     ef = efs[0]
-    broad, narrow = runs[ef]
+    broad, narrow = runs[(ef, "big")], runs[(ef, "small")]
     print(
         f"summary n={args.n} ef_search={ef}: db p50 {broad['p50_ms']:.1f} / "
         f"{narrow['p50_ms']:.1f} ms, p99 {broad['p99_ms']:.1f} / {narrow['p99_ms']:.1f} ms "

@@ -27,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from core import migrate
 from core.config import Settings
 from core.db import create_db_engine, transaction
@@ -255,6 +257,10 @@ def main() -> None:
                 loaded.append((conv, dia_of))
                 merged += merged_here
             load_s = time.perf_counter() - t0
+            # What autovacuum does soon after such a load: statistics, which the full-text
+            # retriever reads to tell common words from rare ones (memory.words).
+            with engine.begin() as conn:
+                conn.execute(text("ANALYZE memories"))
             recall, query_ms = _ask(memory, tenant_id, agent_id, loaded, ks, weights)
             if args.ablations:
                 for name, change in ABLATIONS.items():

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
-    Subquery,
+    CTE,
     bindparam,
     cast,
     column,
@@ -21,7 +21,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, REAL, TSQUERY, array
+from sqlalchemy.dialects.postgresql import ARRAY, REAL, TEXT, TSQUERY, array
 from sqlalchemy.orm import Session
 
 from memory.filters import MemoryFilter
@@ -42,20 +42,44 @@ class Candidate:
     context_rank: int | None
     """Rank by cosine distance of the context embedding."""
     text_rank: int | None
-    """Rank by full-text score (ts_rank over the OR of the query's lexemes)."""
+    """Rank by full-text score (ts_rank over the OR of the query's lexemes), among the
+    memories holding one of its rarer words."""
 
 
-# The OR of the query's lexemes ('a' | 'b' | ...): websearch_to_tsquery would AND them, and
-# one missing word would then hide a memory. Lexemes are quoted as tsquery literals.
-_OR_TSQUERY = (
-    "SELECT CAST(string_agg("
-    "'''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', ' | ') AS tsquery) "
-    "AS tq FROM unnest(to_tsvector('english', CAST(:query AS text)))"
+# The query's words as tsquery literals: `tq` is the OR of them all ('a' | 'b' | ...:
+# websearch_to_tsquery would AND them, and one missing word would then hide a memory), `rare`
+# the OR of those not in :common (memory.words; NULL when every word is common).
+_QUERY_WORDS = (
+    "SELECT CAST(string_agg(word, ' | ') AS tsquery) AS tq, "
+    "CAST(string_agg(word, ' | ') FILTER (WHERE NOT common_word) AS tsquery) AS rare "
+    "FROM (SELECT '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' AS word, "
+    "lexeme = ANY(string_to_array(CAST(:common AS text), ' ')) AS common_word "
+    "FROM unnest(to_tsvector('english', CAST(:query AS text)))) AS w"
 )
 
+TEXT_POOL = 2000
+"""Most memories the full-text retriever scores in one search, whatever the statistics say
+(they lag behind the table until the next ANALYZE)."""
 
-def _or_tsquery(query: str) -> Subquery:
-    return text(_OR_TSQUERY).bindparams(query=query).columns(column("tq", TSQUERY)).subquery("q")
+
+def _query_words(query: str, common: str) -> CTE:
+    # A CTE: both the pool and the ranking read it, and Postgres computes it once.
+    return (
+        text(_QUERY_WORDS)
+        .bindparams(query=query, common=common)
+        .columns(column("tq", TSQUERY), column("rare", TSQUERY))
+        .cte("q")
+    )
+
+
+def scope_keys(where: MemoryFilter) -> list[str] | None:
+    """The keys of `memory_scope_keys(agent_id, user_id)` (migration 0007) that every memory
+    in the filter holds, or None when the filter names no agent."""
+    if where.agent_id is None:
+        return None
+    if where.user_id is None:
+        return [f"a:{where.agent_id}"]
+    return [f"u:{where.agent_id}:{where.user_id}"]
 
 
 def search_candidates(
@@ -68,6 +92,7 @@ def search_candidates(
     depth: int,
     context_text_weight: float,
     ef_search: int,
+    common_words: str,
     vector_depth: int | None = None,
 ) -> list[Candidate]:
     """The top `vector_depth` (default `depth`) memories of each vector retriever (content,
@@ -75,7 +100,13 @@ def search_candidates(
     memory's rank in each.
 
     Vector retrievers use the HNSW indexes with pgvector's iterative scan (relaxed order, then
-    re-sorted here), so a selective filter still yields their depth when that many match."""
+    re-sorted here), so a selective filter still yields their depth when that many match.
+
+    The full-text retriever's candidates are the memories holding one of the query's words
+    that is not in `common_words` (space-separated lexemes, memory.words); it ranks them by all
+    of the query's words. A word most memories hold (a user's name, "go") ranks but does not
+    select, so the work is bounded by the rarer words' postings in the filter, not by how many
+    memories the filter allows."""
     # One round trip for the three transaction-local settings. psycopg prepares a statement
     # after five runs, and a generic plan cannot tell a user with 20 memories (B-tree, exact
     # distances) from one with 20,000 (HNSW): plan each search for its own filter values.
@@ -102,18 +133,31 @@ def search_candidates(
         retrievers.append(
             select(top_sq.c.id, literal(name).label("retriever"), position.label("position"))
         )
-    # The tsquery stays inside the statement: with its selectivity unknown at planning, the
-    # planner reads a big user's matches from the GIN index alone, which measured faster than
-    # intersecting them with the user's B-tree entries (docs/memory.md, Speed).
-    tsquery = _or_tsquery(query)
+    # The words stay inside the statement: with their postings unknown at planning, the planner
+    # reads the pool from the scope GIN (EXPLAIN: one Bitmap Index Scan on
+    # ix_memories_scope_text) rather than starting from a big user's B-tree entries.
+    words = _query_words(query, common_words)
+    pool_conds = [*conds, Memory.search_tsv.op("@@")(words.c.rare)]
+    keys = scope_keys(where)
+    if keys is not None:
+        # The index expression of ix_memories_scope_text: the GIN intersects a word's postings
+        # with the filter's own, so only the filter's rows are fetched.
+        scope = func.memory_scope_keys(Memory.agent_id, Memory.user_id)
+        pool_conds.append(scope.op("@>")(cast(array(keys), ARRAY(TEXT))))
+    pool = (
+        select(Memory.id, Memory.search_tsv)
+        .join(words, true())
+        .where(*pool_conds)
+        .limit(TEXT_POOL)
+        .subquery("text_pool")
+    )
     # ts_rank's weights are {D, C, B, A}: the memory is A, its context D.
     weights = cast(array([context_text_weight, 0.0, 0.0, 1.0]), ARRAY(REAL))
-    score = func.ts_rank(weights, Memory.search_tsv, tsquery.c.tq).label("score")
+    score = func.ts_rank(weights, pool.c.search_tsv, words.c.tq).label("score")
     text_top = (
-        select(Memory.id, score)
-        .select_from(Memory)
-        .join(tsquery, true())
-        .where(*conds, Memory.search_tsv.op("@@")(tsquery.c.tq))
+        select(pool.c.id, score)
+        .select_from(pool)
+        .join(words, true())
         .order_by(score.desc())
         .limit(depth)
         .subquery("text_top")

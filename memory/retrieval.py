@@ -48,6 +48,12 @@ class RetrievalWeights:
     cost grows with it, the full text's does not; 30 instead of 50-60 cost .001-.002 of
     recall@10 on the dev set (docs/memory.md, "Cheaper vectors")."""
 
+    common_postings: int = 300
+    """A query word that the table statistics place in more than this many memories (a user's
+    name, "go") still counts in the full-text score but selects no candidates, so the
+    retriever's work is bounded by the rarer words' postings. Chosen on the dev set, where it
+    costs no recall against scoring every match (docs/memory.md, "Bounded full text")."""
+
     def candidates(self, k: int) -> int:
         """How deep the full-text retriever looks for a search of k results."""
         return min(max(self.depth, 3 * k), 500)

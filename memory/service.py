@@ -24,6 +24,7 @@ from memory.filters import MemoryFilter
 from memory.models import EMBEDDING_DIMENSION
 from memory.records import MemoryRecord, NewMemory, SearchHit, WriteResult
 from memory.retrieval import DEFAULT_WEIGHTS, RetrievalWeights, rank
+from memory.words import CommonWords
 
 MAX_K = 100
 """Most results one search returns."""
@@ -52,6 +53,7 @@ class MemoryStore:
         self.weights = weights
         self._clock = clock
         self._access = AccessRecorder(engine)
+        self._common_words = CommonWords(engine)
 
     def __enter__(self) -> MemoryStore:
         return self
@@ -132,6 +134,7 @@ class MemoryStore:
                 vector_depth=vector_depth,
                 context_text_weight=chosen.context_text_weight,
                 ef_search=max(self.settings.memory_ef_search, vector_depth),
+                common_words=self._common_words.over(chosen.common_postings),
             )
         hits = rank(found, k, now or self._clock(), chosen)
         self._access.record(tenant_id, [hit.memory.id for hit in hits])

@@ -298,3 +298,20 @@ def record_access(session: Session, tenant_id: uuid.UUID, counts: Mapping[uuid.U
         ),
         {"ids": ids, "ns": [counts[i] for i in ids], "tenant": tenant_id},
     )
+
+
+def word_postings(session: Session) -> list[tuple[str, float]]:
+    """The commonest lexemes of `search_tsv` with the number of memories (of all tenants) the
+    statistics estimate to hold each: pg_stats' most common elements (ANALYZE keeps up to ten
+    times the statistics target) times the table's rows. Empty before the first ANALYZE."""
+    rows = session.execute(
+        text(
+            "SELECT s.lexeme, s.freq * greatest(c.reltuples, 0) "
+            "FROM pg_class AS c, pg_stats AS p, "
+            "unnest(CAST(CAST(p.most_common_elems AS text) AS text[]), "
+            "p.most_common_elem_freqs) AS s(lexeme, freq) "
+            "WHERE c.oid = CAST('memories' AS regclass) AND p.schemaname = current_schema() "
+            "AND p.tablename = 'memories' AND p.attname = 'search_tsv' AND s.lexeme IS NOT NULL"
+        )
+    ).all()
+    return [(str(lexeme), float(count)) for lexeme, count in rows]

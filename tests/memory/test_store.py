@@ -127,6 +127,7 @@ def test_iterative_index_scan_returns_k_under_a_selective_filter(
             depth=10,
             context_text_weight=0.5,
             ef_search=20,
+            common_words="",
         )
     assert len(without) < 10  # a plain HNSW scan loses most filtered rows...
     by_vector = [c for c in found if c.vector_rank is not None]
