@@ -2,16 +2,15 @@
 
 A run whose worker died keeps status `running` with a lease that lapses; a run whose queue
 message was lost (the API died between commit and send, a broker restart) stays `queued`.
-Every worker runs a sweeper thread; `FOR UPDATE SKIP LOCKED` and the re-stamped `enqueued_at`
-keep several sweepers from sending one run twice in an interval, and a duplicate message is
-harmless anyway: only one worker can claim a run. It also advances batches that should admit
-items but were not advanced when one of their runs ended (agents/batches.py).
+Every worker calls `sweep_once` periodically (agents.worker); `FOR UPDATE SKIP LOCKED` and the
+re-stamped `enqueued_at` keep several workers from sending one run twice in an interval, and a
+duplicate message is harmless anyway: only one worker can claim a run. It also advances batches
+that should admit items but were not advanced when one of their runs ended (agents/batches.py).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 
 from sqlalchemy import Engine
 
@@ -43,30 +42,3 @@ def sweep_once(engine: Engine, queue: RunSender, interval_s: float) -> int:
     if started:
         log.info("sweeper started %d run(s) of stalled batches", started)
     return len(due) + started
-
-
-class Sweeper:
-    """A daemon thread calling `sweep_once` every `interval_s`."""
-
-    def __init__(self, engine: Engine, queue: RunSender, interval_s: float) -> None:
-        self._engine = engine
-        self._queue = queue
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="agentmill-sweeper", daemon=True)
-
-    def start(self) -> None:
-        """Start sweeping."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current pass."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                sweep_once(self._engine, self._queue, self._interval_s)
-            except Exception:  # a database hiccup must not kill the sweeper for good
-                log.exception("sweep failed; trying again in %.0f s", self._interval_s)

@@ -2,7 +2,8 @@
 
 Importing this module builds the Celery app from the settings. Each worker process builds its
 services once (database engine, model client, tools, memory store with its embedder, the
-event-loop portal) and runs runs in a pool of threads; a sweeper thread re-queues lost runs.
+event-loop portal) and runs runs in a pool of threads; a sweeper thread re-queues lost runs
+and another keeps the memory scopes' own vector indexes (memory.scope_indexes).
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ from agents.memory_tools import MEMORY_TOOLS
 from agents.portal import Portal
 from agents.queue import EXECUTE_RUN, EXTRACT_FACTS, RunQueue, make_celery
 from agents.queue import QUEUE as QUEUE_NAME
-from agents.sweeper import Sweeper
+from agents.sweeper import sweep_once
 from agents.tools import ToolRegistry, load_entry_point_tools, load_module_tools
 from core.config import Settings, load_settings
 from core.db import create_db_engine, transaction
 from core.embedded_pg import running_url
 from core.errors import ConfigError
+from core.periodic import Periodic
 from inference.bundled import served_model_id
 from inference.client import RouterClient
 from memory.embedder import SentenceTransformerEmbedder
+from memory.scope_indexes import ScopeIndexer
 from memory.service import MemoryStore
 
 log = logging.getLogger(__name__)
@@ -116,21 +119,35 @@ def extract_run_facts(run_id: str) -> None:
     log.info("run %s: %d fact(s) stored", run_id, stored)
 
 
-_sweeper: list[Sweeper] = []
+_periodic: list[Periodic] = []
 
 
 @signals.worker_ready.connect
-def _start_sweeper(**_: Any) -> None:
+def _start_periodic(**_: Any) -> None:
     svc = services()
-    sweeper = Sweeper(svc.engine, QUEUE, SETTINGS.sweep_interval_s)
-    sweeper.start()
-    _sweeper.append(sweeper)
+    interval = SETTINGS.sweep_interval_s
+    tasks = [
+        Periodic("agentmill-sweeper", interval, lambda: sweep_once(svc.engine, QUEUE, interval))
+    ]
+    indexer = ScopeIndexer(
+        svc.engine,
+        min_rows=SETTINGS.memory_scope_index_min_rows,
+        max_scopes=SETTINGS.memory_scope_index_max,
+    )
+    tasks.append(
+        Periodic(
+            "agentmill-scope-indexer", SETTINGS.memory_scope_index_interval_s, indexer.run_once
+        )
+    )
+    for task in tasks:
+        task.start()
+    _periodic.extend(tasks)
 
 
 @signals.worker_shutdown.connect
-def _stop_sweeper(**_: Any) -> None:
-    for sweeper in _sweeper:
-        sweeper.stop()
+def _stop_periodic(**_: Any) -> None:
+    for task in _periodic:
+        task.stop()
 
 
 def run_worker(concurrency: int | None = None) -> int:

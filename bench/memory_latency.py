@@ -21,11 +21,20 @@ Searches filter on agent and user and run the full candidate stage of `MemorySto
 vector (no embedding), timed over --queries queries after a warm-up. "db" is the time its
 statements spend in the driver (sent, run, rows received); "all" adds SQLAlchemy building the
 statement and decoding rows. HNSW recall@10 compares the content-vector retriever's top 10 with
-exact search over the same filtered rows. Insert throughput uses real text (LoCoMo turns) and
-the real embedder, next to the embedder alone on the same texts. The embedded server runs with
+exact search over the same filtered rows.
+
+By default the searches run twice on the same data and queries: first with the table-wide HNSW
+indexes only, then after the scope indexer's first pass (memory.scope_indexes, with the
+settings' threshold), which is what a worker does within its first interval; the two phases
+give the scope indexes' ratio in one run. `--scope-indexes on|off` runs one phase.
+
+Insert throughput uses real text (LoCoMo turns) and the real embedder, next to the embedder
+alone on the same texts: into a new scope, then into the big user's (which has scope indexes
+when they were built, so each write goes into more HNSW graphs). The embedded server runs with
 agentmill's settings (core.embedded_pg.server_settings) unless --postgres-defaults.
 
-    .venv/bin/python bench/memory_latency.py [--n 100000] [--queries 300] [--postgres-defaults]
+    .venv/bin/python bench/memory_latency.py [--n 100000] [--queries 300] [--ef 60,40]
+        [--scope-indexes both|on|off] [--postgres-defaults]
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ from memory.filters import MemoryFilter
 from memory.models import Memory
 from memory.records import NewMemory
 from memory.retrieval import DEFAULT_WEIGHTS
+from memory.scope_indexes import ScopeIndexer
 from memory.service import MemoryStore
 from memory.words import CommonWords
 
@@ -352,7 +362,11 @@ def _measure(
     }
 
 
-def _throughput(engine: Engine, settings: Settings, tenant: uuid.UUID, n: int) -> dict[str, float]:
+def _throughput(
+    engine: Engine, settings: Settings, tenant: uuid.UUID, n: int, big_agent: uuid.UUID
+) -> dict[str, float]:
+    """The embedder alone, then `add_many` of the same texts into a new scope and into the big
+    user's (which has scope indexes when they were built: more HNSW graphs to insert into)."""
     turns = [turn for session in _locomo()[0] for turn in session]
     texts = turns[:n]
     embedder = SentenceTransformerEmbedder()
@@ -360,20 +374,37 @@ def _throughput(engine: Engine, settings: Settings, tenant: uuid.UUID, n: int) -
     t0 = time.perf_counter()
     embedder.embed(texts)
     raw = len(texts) / (time.perf_counter() - t0)
-    agent = uuid.uuid4()
+    rates = {}
     with MemoryStore(engine, embedder, settings) as memory:
-        t0 = time.perf_counter()
-        for start in range(0, len(texts), 20):  # a session of 20 turns per call
-            session_id = uuid.uuid4()
-            memory.add_many(
-                tenant,
-                [
-                    NewMemory(agent, t, user_id="writer", session_id=session_id)
-                    for t in texts[start : start + 20]
-                ],
-            )
-        stored = len(texts) / (time.perf_counter() - t0)
-    return {"embedder_texts_per_s": raw, "insert_memories_per_s": stored, "texts": len(texts)}
+        for name, agent, user in (("new", uuid.uuid4(), "writer"), ("big", big_agent, "big")):
+            t0 = time.perf_counter()
+            for start in range(0, len(texts), 20):  # a session of 20 turns per call
+                session_id = uuid.uuid4()
+                memory.add_many(
+                    tenant,
+                    [
+                        NewMemory(agent, t, user_id=user, session_id=session_id)
+                        for t in texts[start : start + 20]
+                    ],
+                )
+            rates[name] = len(texts) / (time.perf_counter() - t0)
+    return {
+        "embedder_texts_per_s": raw,
+        "insert_memories_per_s": rates["new"],
+        "insert_big_scope_memories_per_s": rates["big"],
+        "texts": len(texts),
+    }
+
+
+def _build_scope_indexes(engine: Engine, settings: Settings) -> tuple[float, list[str]]:
+    """What a worker's scope indexer does on its first pass over the loaded table."""
+    t0 = time.perf_counter()
+    changes = ScopeIndexer(
+        engine,
+        min_rows=settings.memory_scope_index_min_rows,
+        max_scopes=settings.memory_scope_index_max,
+    ).run_once()
+    return time.perf_counter() - t0, changes.created
 
 
 def main() -> None:
@@ -390,6 +421,13 @@ def main() -> None:
         action="store_true",
         help="start the embedded server with PostgreSQL's defaults, not agentmill's settings",
     )
+    parser.add_argument(
+        "--scope-indexes",
+        choices=("both", "on", "off"),
+        default="both",
+        help="measure with the table-wide HNSW indexes only (off), after the scope indexer's "
+        "first pass (on), or both in turn on the same data and queries (default)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/memory_latency.json")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -398,6 +436,9 @@ def main() -> None:
     url = pg.start()
     engine = create_db_engine(url)
     settings = Settings(home=home, database_url=url)
+    phases = {"both": ["off", "on"], "on": ["on"], "off": ["off"]}[args.scope_indexes]
+    runs: dict[str, dict[tuple[int, str], dict[str, float]]] = {}
+    built: tuple[float, list[str]] = (0.0, [])
     try:
         migrate.upgrade(engine)
         with transaction(engine) as session:
@@ -407,8 +448,14 @@ def main() -> None:
         load_s = _bulk_load(url, engine, tenant, agents, data)
         _time_cursors(engine)
         efs = [int(v) for v in args.ef.split(",") if v] or [settings.memory_ef_search]
-        runs = _measure(engine, tenant, agents, data, efs, args.queries, rng)
-        writes = _throughput(engine, settings, tenant, args.insert_n)
+        for phase in phases:
+            if phase == "on":
+                built = _build_scope_indexes(engine, settings)
+            # The same queries in both phases.
+            runs[phase] = _measure(
+                engine, tenant, agents, data, efs, args.queries, np.random.default_rng(1)
+            )
+        writes = _throughput(engine, settings, tenant, args.insert_n, agents[0])
     finally:
         engine.dispose()
         pg.stop()
@@ -418,43 +465,64 @@ def main() -> None:
     print(
         f"machine: {machine}; {args.n} memories (synthetic vectors, see docstring); "
         f"bulk load + HNSW build {load_s:.0f} s; {args.queries} queries per row after "
-        f"{WARM_UP} warm-up, the rows taking turns query by query"
+        f"{WARM_UP} warm-up, the rows of a phase taking turns query by query"
     )
+    if "on" in runs:
+        print(
+            f"scope indexer (min rows {settings.memory_scope_index_min_rows}): built "
+            f"{len(built[1])} indexes in {built[0]:.0f} s"
+        )
     print(
-        f"{'search, agent + user filter':<28}{'ef':>5}{'rows':>7}{'db p50':>8}{'db p99':>8}"
-        f"{'all p50':>9}{'all p99':>9}{'recall@10':>11}"
+        f"{'search, agent + user filter':<28}{'scope idx':>10}{'ef':>5}{'rows':>7}{'db p50':>8}"
+        f"{'db p99':>8}{'all p50':>9}{'all p99':>9}{'recall@10':>11}"
     )
     names = {"big": "big user (25% of rows)", "small": "small user (1%)"}
-    for (ef, user), row in runs.items():
-        print(
-            f"{names[user]:<28}{ef:>5}{row['filtered_rows_mean']:>7.0f}{row['p50_ms']:>8.2f}"
-            f"{row['p99_ms']:>8.2f}{row['stage_p50_ms']:>9.2f}{row['stage_p99_ms']:>9.2f}"
-            f"{row['hnsw_recall_at_10']:>11.3f}"
-        )
+    for phase, phase_runs in runs.items():
+        for (ef, user), row in phase_runs.items():
+            print(
+                f"{names[user]:<28}{phase:>10}{ef:>5}{row['filtered_rows_mean']:>7.0f}"
+                f"{row['p50_ms']:>8.2f}{row['p99_ms']:>8.2f}{row['stage_p50_ms']:>9.2f}"
+                f"{row['stage_p99_ms']:>9.2f}{row['hnsw_recall_at_10']:>11.3f}"
+            )
     ratio = writes["insert_memories_per_s"] / writes["embedder_texts_per_s"]
+    big_ratio = writes["insert_big_scope_memories_per_s"] / writes["embedder_texts_per_s"]
     print(
         f"embedder alone: {writes['embedder_texts_per_s']:.0f} texts/s; add_many with real "
-        f"embeddings: {writes['insert_memories_per_s']:.1f} memories/s, {ratio:.2f}x the "
-        f"embedder ({writes['texts']:.0f} LoCoMo turns, 20 per call)"
+        f"embeddings ({writes['texts']:.0f} LoCoMo turns, 20 per call): new scope "
+        f"{writes['insert_memories_per_s']:.1f} memories/s ({ratio:.2f}x the embedder), the big "
+        f"user's scope {writes['insert_big_scope_memories_per_s']:.1f} ({big_ratio:.2f}x)"
     )
     result = {
         "machine": machine,
         "postgres_settings": pg.settings,
         "n": args.n,
         "bulk_load_s": load_s,
-        "search": {str(ef): {user: runs[(ef, user)] for user in USERS} for ef in efs},
+        "scope_indexes_built": built[1],
+        "scope_index_build_s": built[0],
+        "search": {
+            phase: {str(ef): {user: phase_runs[(ef, user)] for user in USERS} for ef in efs}
+            for phase, phase_runs in runs.items()
+        },
         **writes,
     }
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    ef = efs[0]
-    broad, narrow = runs[(ef, "big")], runs[(ef, "small")]
+    ef, last = efs[0], runs[phases[-1]]
+    broad, narrow = last[(ef, "big")], last[(ef, "small")]
+    versus = ""
+    if len(runs) == 2:
+        base = runs["off"]
+        versus = (
+            f" (table-wide indexes only: {base[(ef, 'big')]['p50_ms']:.1f} / "
+            f"{base[(ef, 'small')]['p50_ms']:.1f} ms p50)"
+        )
     print(
-        f"summary n={args.n} ef_search={ef}: db p50 {broad['p50_ms']:.1f} / "
-        f"{narrow['p50_ms']:.1f} ms, p99 {broad['p99_ms']:.1f} / {narrow['p99_ms']:.1f} ms "
-        f"(big / small user), HNSW recall@10 {broad['hnsw_recall_at_10']:.3f} / "
-        f"{narrow['hnsw_recall_at_10']:.3f}, insert {writes['insert_memories_per_s']:.1f} "
-        f"memories/s vs embedder {writes['embedder_texts_per_s']:.0f} texts/s ({ratio:.2f}x)"
+        f"summary n={args.n} ef_search={ef} scope indexes {phases[-1]}: db p50 "
+        f"{broad['p50_ms']:.1f} / {narrow['p50_ms']:.1f} ms, p99 {broad['p99_ms']:.1f} / "
+        f"{narrow['p99_ms']:.1f} ms (big / small user){versus}, HNSW recall@10 "
+        f"{broad['hnsw_recall_at_10']:.3f} / {narrow['hnsw_recall_at_10']:.3f}, insert "
+        f"{writes['insert_memories_per_s']:.1f} memories/s vs embedder "
+        f"{writes['embedder_texts_per_s']:.0f} texts/s ({ratio:.2f}x)"
     )
 
 

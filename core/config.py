@@ -115,6 +115,22 @@ class Settings(BaseSettings):
     memory_ef_search: int = Field(
         default=60, ge=10, le=1000, description="HNSW ef_search used by memory searches."
     )
+    memory_scope_index_min_rows: int = Field(
+        default=5000,
+        ge=0,
+        description="A search scope (an agent, or a user of an agent) holding at least this "
+        "many memories gets its own vector indexes (memory/scope_indexes.py); 0 turns them off "
+        "and drops those built.",
+    )
+    memory_scope_index_max: int = Field(
+        default=100, ge=0, le=10_000, description="Most scopes with their own vector indexes."
+    )
+    memory_scope_index_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400.0,
+        description="How often a worker checks which scopes need their own vector indexes.",
+    )
 
     inference_host: str = Field(
         default="127.0.0.1", description="Where the inference server binds."

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from agents import agent_store, run_store
 from agents.events import read_events
@@ -18,6 +18,7 @@ from agents.records import MemoryPolicy, Run
 from core.config import Settings
 from core.db import transaction
 from core.tenants import ensure_tenant
+from memory.scope_indexes import Scope, existing_indexes
 from tests.services import Worker, WorkerFactory
 
 pytestmark = pytest.mark.timeout(400)
@@ -127,3 +128,47 @@ def test_a_killed_worker_is_replaced_and_no_tool_call_runs_twice(
     )
     assert all(count == 1 for count in per_call.values()), per_call  # nothing duplicated
     assert [e.data["attempt"] for e in events if e.type == "run.started"][-1] >= 2
+
+
+def test_a_worker_gives_large_scopes_their_own_vector_indexes(
+    engine: Engine,
+    database_url: str,
+    redis_url: str,
+    inference_url: str,
+    start_worker: WorkerFactory,
+) -> None:
+    with transaction(engine) as session:
+        tenant_id, _ = ensure_tenant(session, "scopes")
+    agent_id = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO memories (id, tenant_id, agent_id, user_id, kind, content, "
+                "embedding, context_embedding) "
+                "SELECT gen_random_uuid(), :t, :a, 'ann', 'fact', 'note ' || g, v, v FROM "
+                "generate_series(1, 60) AS g, LATERAL (SELECT CAST(array_agg(random() - 0.5) "
+                "AS halfvec(384)) AS v FROM generate_series(1, 384 + 0 * g)) AS r"
+            ),
+            {"t": tenant_id, "a": agent_id},
+        )
+        conn.execute(text("ANALYZE memories"))
+    env = worker_env(
+        database_url,
+        redis_url,
+        inference_url,
+        AGENTMILL_MEMORY_SCOPE_INDEX_MIN_ROWS="50",
+        AGENTMILL_MEMORY_SCOPE_INDEX_INTERVAL_S="1",
+    )
+    worker = start_worker(env)
+    wanted = {
+        *Scope(tenant_id, agent_id).index_names().values(),
+        *Scope(tenant_id, agent_id, "ann").index_names().values(),
+    }
+    deadline = time.monotonic() + 60
+    while True:
+        with engine.connect() as conn:
+            built = {i.name for i in existing_indexes(conn) if i.valid}
+        if built == wanted:
+            break
+        assert time.monotonic() < deadline, (built, worker.output())
+        time.sleep(0.5)
