@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         default=5000, ge=1, le=100_000, description="Default character limit of a core block."
     )
     memory_ef_search: int = Field(
-        default=60, ge=10, le=1000, description="HNSW ef_search used by memory searches."
+        default=40, ge=10, le=1000, description="HNSW ef_search used by memory searches."
     )
     memory_scope_index_min_rows: int = Field(
         default=5000,

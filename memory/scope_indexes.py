@@ -121,14 +121,14 @@ class Changes:
     """True when another indexer held the lock and this pass did nothing."""
 
 
+# pg_stats_ext, not pg_statistic_ext_data: the view is readable by the table's owner, the
+# catalog by superusers only (an external database's role is rarely one).
 _LARGEST = text(
-    "SELECT m.values, m.frequency * greatest(c.reltuples, 0) AS rows "
-    "FROM pg_statistic_ext s JOIN pg_statistic_ext_data d ON d.stxoid = s.oid "
-    "JOIN pg_class c ON c.oid = s.stxrelid, pg_mcv_list_items(d.stxdmcv) m "
-    "WHERE s.stxrelid = CAST('memories' AS regclass) "
-    "AND s.stxname IN ('memories_scope_agents', 'memories_scope_users') "
-    "AND m.frequency * greatest(c.reltuples, 0) >= :min_rows "
-    "ORDER BY rows DESC"
+    "SELECT s.most_common_vals, s.most_common_freqs, "
+    "(SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = CAST('memories' AS regclass)) "
+    "FROM pg_stats_ext AS s WHERE s.schemaname = current_schema() AND s.tablename = 'memories' "
+    "AND NOT s.inherited AND s.most_common_vals IS NOT NULL "
+    "AND s.statistics_name IN ('memories_scope_agents', 'memories_scope_users')"
 )
 _EXISTING = text(
     "SELECT c.relname, obj_description(c.oid, 'pg_class'), i.indisvalid "
@@ -141,13 +141,16 @@ def largest_scopes(conn: Connection, min_rows: int) -> list[tuple[Scope, float]]
     """Scopes the statistics place at `min_rows` memories or more, with that estimate, largest
     first; empty before the table was first analysed."""
     out = []
-    for values, rows in conn.execute(_LARGEST, {"min_rows": min_rows}):
-        if any(v is None for v in values[:2]):
-            continue
-        if len(values) == 3 and values[2] is None:
-            continue  # the agent's memories without a user: no search filters on exactly that
-        user = values[2] if len(values) == 3 else None
-        out.append((Scope(uuid.UUID(values[0]), uuid.UUID(values[1]), user), float(rows)))
+    for values, freqs, table_rows in conn.execute(_LARGEST):
+        for value, freq in zip(values, freqs, strict=True):
+            rows = float(freq) * float(table_rows)
+            if rows < min_rows or value[0] is None or value[1] is None:
+                continue
+            if len(value) == 3 and value[2] is None:
+                continue  # an agent's memories without a user: no search filters on just those
+            user = value[2] if len(value) == 3 else None
+            out.append((Scope(uuid.UUID(value[0]), uuid.UUID(value[1]), user), rows))
+    out.sort(key=lambda item: -item[1])
     return out
 
 

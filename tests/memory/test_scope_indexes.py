@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from core.db import transaction
+from core.db import create_db_engine, transaction
 from memory import candidates, scope_indexes
 from memory.filters import MemoryFilter
 from memory.records import NewMemory
@@ -238,3 +238,28 @@ def test_scope_comments_round_trip() -> None:
     assert Scope.from_comment("{}") is None
     assert Scope.from_comment("not json") is None
     assert len(scope.index_names()["context_embedding"]) <= 63  # Postgres' identifier limit
+
+
+def test_the_table_owner_needs_no_superuser_rights(
+    memory: MemoryStore, engine: Engine, database_url: str, tenant: uuid.UUID, agent: uuid.UUID
+) -> None:
+    """An external database's role owns the tables it migrated, and may create in their schema,
+    and nothing more: the indexer reads the statistics through pg_stats_ext (the catalog
+    behind it is superuser-only)."""
+    _fill(memory, tenant, agent, "big", 120, seed=11)
+    _analyze(engine)
+    role = f"owner_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER'))
+        conn.execute(text(f'ALTER TABLE memories OWNER TO "{role}"'))
+        conn.execute(text(f'GRANT CREATE ON SCHEMA public TO "{role}"'))
+    owner = create_db_engine(make_url(database_url).set(username=role).render_as_string(False))
+    try:
+        changes = ScopeIndexer(owner, min_rows=MIN_ROWS, max_scopes=10).run_once()
+        assert len(changes.created) == 4
+    finally:
+        owner.dispose()
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE memories OWNER TO CURRENT_USER"))
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
