@@ -64,15 +64,13 @@ from core.config import Settings
 from core.db import create_db_engine, transaction
 from core.embedded_pg import EmbeddedPostgres
 from core.tenants import ensure_tenant
-from memory import candidates
+from memory.candidates import Candidate
 from memory.embedder import SentenceTransformerEmbedder
 from memory.filters import MemoryFilter
 from memory.models import Memory
 from memory.records import NewMemory
-from memory.retrieval import DEFAULT_WEIGHTS
 from memory.scope_indexes import ScopeIndexer
 from memory.service import MemoryStore
-from memory.words import CommonWords
 
 REPO = Path(__file__).resolve().parent.parent
 LOCOMO = REPO.parent / "shared" / "data" / "locomo-dev.json"
@@ -261,32 +259,13 @@ def _time_cursors(engine: Engine) -> None:
 
 
 def _search(
-    engine: Engine,
-    common_words: CommonWords,
-    tenant: uuid.UUID,
-    where: MemoryFilter,
-    query: str,
-    vector: list[float],
-    ef: int,
-) -> tuple[float, float, list[candidates.Candidate]]:
+    store: MemoryStore, tenant: uuid.UUID, where: MemoryFilter, query: str, vector: list[float]
+) -> tuple[float, float, list[Candidate]]:
     """The candidate stage of `MemoryStore.search` (without embedding the query): total and
     driver milliseconds, and the candidates."""
     _cursor_ms.clear()
     t0 = time.perf_counter()
-    vector_depth = DEFAULT_WEIGHTS.vector_candidates(10)
-    with transaction(engine) as session:
-        found = candidates.search_candidates(
-            session,
-            tenant,
-            where,
-            query=query,
-            embedding=vector,
-            depth=DEFAULT_WEIGHTS.candidates(10),
-            vector_depth=vector_depth,
-            context_text_weight=DEFAULT_WEIGHTS.context_text_weight,
-            ef_search=max(ef, vector_depth),
-            common_words=common_words.over(DEFAULT_WEIGHTS.common_postings),
-        )
+    found = store.candidates(tenant, query, vector, k=10, where=where)
     return (time.perf_counter() - t0) * 1000, sum(_cursor_ms), found
 
 
@@ -297,21 +276,21 @@ USERS = ("big", "small")
 
 def _measure(
     engine: Engine,
+    stores: dict[int, MemoryStore],
     tenant: uuid.UUID,
     agents: list[uuid.UUID],
     data: dict[str, Any],
-    efs: list[int],
     queries: int,
     rng: np.random.Generator,
 ) -> dict[tuple[int, str], dict[str, float]]:
     """Time `queries` searches per (ef_search, big or small user), the configurations taking
-    turns in a random order query by query, so that load from elsewhere falls on all alike."""
-    configs = [(ef, user) for ef in efs for user in USERS]
+    turns in a random order query by query, so that load from elsewhere falls on all alike.
+    `stores` holds a store per ef_search value (its setting)."""
+    configs = [(ef, user) for ef in stores for user in USERS]
     samples: dict[tuple[int, str], dict[str, list[float]]] = {
         c: {"all": [], "db": [], "recall": [], "rows": []} for c in configs
     }
     exact_of: dict[tuple[int, str], tuple[list[uuid.UUID], np.ndarray[Any, Any]]] = {}
-    common_words = CommonWords(engine)
     for i in range(WARM_UP + queries):
         for c in rng.permutation(len(configs)):
             ef, kind = configs[int(c)]
@@ -324,9 +303,7 @@ def _measure(
                 data["questions"][int(rng.integers(0, len(data["questions"])))],
                 int(rng.integers(0, SPELLINGS)),
             )
-            ms, db_ms, found = _search(
-                engine, common_words, tenant, where, question, q.tolist(), ef
-            )
+            ms, db_ms, found = _search(stores[ef], tenant, where, question, q.tolist())
             if i < WARM_UP:
                 continue
             if (agent_ix, user) not in exact_of:
@@ -363,14 +340,17 @@ def _measure(
 
 
 def _throughput(
-    engine: Engine, settings: Settings, tenant: uuid.UUID, n: int, big_agent: uuid.UUID
+    engine: Engine,
+    embedder: SentenceTransformerEmbedder,
+    settings: Settings,
+    tenant: uuid.UUID,
+    n: int,
+    big_agent: uuid.UUID,
 ) -> dict[str, float]:
     """The embedder alone, then `add_many` of the same texts into a new scope and into the big
     user's (which has scope indexes when they were built: more HNSW graphs to insert into)."""
     turns = [turn for session in _locomo()[0] for turn in session]
     texts = turns[:n]
-    embedder = SentenceTransformerEmbedder()
-    embedder.embed(["warm-up"])
     t0 = time.perf_counter()
     embedder.embed(texts)
     raw = len(texts) / (time.perf_counter() - t0)
@@ -448,14 +428,22 @@ def main() -> None:
         load_s = _bulk_load(url, engine, tenant, agents, data)
         _time_cursors(engine)
         efs = [int(v) for v in args.ef.split(",") if v] or [settings.memory_ef_search]
+        embedder = SentenceTransformerEmbedder()
+        embedder.embed(["warm-up"])
+        stores = {
+            ef: MemoryStore(engine, embedder, settings.model_copy(update={"memory_ef_search": ef}))
+            for ef in efs
+        }
         for phase in phases:
             if phase == "on":
                 built = _build_scope_indexes(engine, settings)
             # The same queries in both phases.
             runs[phase] = _measure(
-                engine, tenant, agents, data, efs, args.queries, np.random.default_rng(1)
+                engine, stores, tenant, agents, data, args.queries, np.random.default_rng(1)
             )
-        writes = _throughput(engine, settings, tenant, args.insert_n, agents[0])
+        for store in stores.values():
+            store.close()
+        writes = _throughput(engine, embedder, settings, tenant, args.insert_n, agents[0])
     finally:
         engine.dispose()
         pg.stop()

@@ -144,7 +144,7 @@ def largest_scopes(conn: Connection, min_rows: int) -> list[tuple[Scope, float]]
     for values, freqs, table_rows in conn.execute(_LARGEST):
         for value, freq in zip(values, freqs, strict=True):
             rows = float(freq) * float(table_rows)
-            if rows < min_rows or value[0] is None or value[1] is None:
+            if rows < min_rows:
                 continue
             if len(value) == 3 and value[2] is None:
                 continue  # an agent's memories without a user: no search filters on just those
@@ -218,6 +218,7 @@ class ScopeIndexer:
         # Existing indexes stay while their scope is wanted, or is still at least half the
         # threshold (so a scope hovering at it is not rebuilt every pass) and the cap allows.
         kept = set(wanted)
+        present: set[str] = set()
         floor = max(self.min_rows // 2, 1)
         for index in sorted(existing_indexes(conn), key=lambda i: i.name):
             held = index.scope
@@ -235,19 +236,15 @@ class ScopeIndexer:
             )
             if keep and held is not None:
                 kept.add(held)
+                present.add(index.name)
             else:
                 self._drop(conn, index.name)
                 changes.dropped.append(index.name)
         for scope in wanted:
             for column, name in scope.index_names().items():
-                if not self._exists(conn, name):
+                if name not in present:
                     self._create(conn, scope, column, name)
                     changes.created.append(name)
-
-    @staticmethod
-    def _exists(conn: Connection, name: str) -> bool:
-        found = conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar()
-        return bool(found)
 
     @staticmethod
     def _create(conn: Connection, scope: Scope, column: str, name: str) -> None:

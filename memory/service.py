@@ -18,6 +18,7 @@ from core.db import transaction
 from core.errors import ConfigError
 from memory import blocks, candidates, store, writer
 from memory.access import AccessRecorder
+from memory.candidates import Candidate
 from memory.embedder import Embedder
 from memory.errors import ContentTooLarge, EmptyContent, InvalidMemoryInput
 from memory.filters import MemoryFilter
@@ -122,12 +123,30 @@ class MemoryStore:
         flt = self._filter(where)
         chosen = weights or self.weights
         embedding = self.embedder.embed([query])[0].tolist()
+        found = self.candidates(tenant_id, query, embedding, k=k, where=flt, weights=chosen)
+        hits = rank(found, k, now or self._clock(), chosen)
+        self._access.record(tenant_id, [hit.memory.id for hit in hits])
+        return hits
+
+    def candidates(
+        self,
+        tenant_id: uuid.UUID,
+        query: str,
+        embedding: Sequence[float],
+        *,
+        k: int,
+        where: MemoryFilter,
+        weights: RetrievalWeights | None = None,
+    ) -> list[Candidate]:
+        """The candidate stage of `search` for an already embedded, validated query: what the
+        three retrievers propose for k results, unranked (bench/memory_latency.py times it)."""
+        chosen = weights or self.weights
         vector_depth = chosen.vector_candidates(k)
         with transaction(self.engine) as session:
-            found = candidates.search_candidates(
+            return candidates.search_candidates(
                 session,
                 tenant_id,
-                flt,
+                where,
                 query=query,
                 embedding=embedding,
                 depth=chosen.candidates(k),
@@ -136,9 +155,6 @@ class MemoryStore:
                 ef_search=max(self.settings.memory_ef_search, vector_depth),
                 common_words=self._common_words.over(chosen.common_postings),
             )
-        hits = rank(found, k, now or self._clock(), chosen)
-        self._access.record(tenant_id, [hit.memory.id for hit in hits])
-        return hits
 
     def get(self, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryRecord:
         """One memory, or `NotFound` (also when it belongs to another tenant)."""

@@ -8,7 +8,7 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 
 from core.db import create_db_engine, transaction
@@ -61,8 +61,6 @@ def _vector_indexes_used(engine: Engine, tenant: uuid.UUID, where: MemoryFilter)
 
         def capture(*args: object) -> None:
             captured.append((str(args[2]), args[3]))
-
-        from sqlalchemy import event
 
         event.listen(conn, "before_cursor_execute", capture)
         candidates.search_candidates(
