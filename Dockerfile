@@ -9,6 +9,15 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
     && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.lock pyproject.toml README.md ./
+COPY scripts/llama_cmake_args.py ./scripts/
+# llama.cpp compiled for an explicit instruction-set level, never for the build machine: a
+# GGML_NATIVE build crashes on CPUs unlike the builder's (SIGILL), and its AMX path segfaults
+# on some Xeons. avx2 (x86-64-v3) runs on every x86 server CPU of the last decade; pass
+# --build-arg LLAMA_CPU=avx512 for a faster image that needs AVX-512 (docs/inference.md).
+ARG LLAMA_CPU=avx2
+RUN CMAKE_ARGS="$(python scripts/llama_cmake_args.py "$LLAMA_CPU")" \
+    pip install --no-binary llama-cpp-python -c requirements.lock \
+    "$(grep -i '^llama.cpp.python==' requirements.lock)"
 COPY core ./core
 COPY agents ./agents
 COPY memory ./memory

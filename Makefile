@@ -6,6 +6,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip
 
+# llama-cpp-python compiles llama.cpp from source. LLAMA_CPU picks the instruction sets:
+# auto (the highest level this CPU has, AMX never), avx512, avx2, avx, generic, or native
+# (GGML_NATIVE=ON, opt-in; see docs/inference.md). The stamp names a hash of the flags, so
+# changing LLAMA_CPU, or the CPU under an old .venv, rebuilds it.
+LLAMA_CPU   ?= auto
+LLAMA_ARGS  := $(shell $(PYTHON) scripts/llama_cmake_args.py $(LLAMA_CPU))
+LLAMA_PIN   := $(shell grep -i '^llama.cpp.python==' requirements.lock)
+LLAMA_STAMP := $(VENV)/.llama-$(shell echo '$(LLAMA_PIN) $(LLAMA_ARGS)' | cksum | cut -d' ' -f1)
+
 .PHONY: run test lint fuzz install lock clean
 
 run: $(STAMP)
@@ -31,9 +40,19 @@ install: $(STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Both distributions, editable, constrained to the exact versions in requirements.lock.
-$(STAMP): $(BIN)/python pyproject.toml sdk/pyproject.toml requirements.lock
+# Always a fresh source build with the explicit flags: --no-binary refuses any wheel (a find-links
+# directory's or pip's cache, whose key ignores CMAKE_ARGS) and --no-cache-dir keeps this build
+# out of the cache.
+$(LLAMA_STAMP): $(BIN)/python scripts/llama_cmake_args.py
+	@test -n "$(LLAMA_ARGS)" || { echo "make: no llama.cpp build flags (LLAMA_CPU=$(LLAMA_CPU))"; exit 1; }
 	$(PIP) install --quiet --upgrade pip==26.3
+	@echo "building $(LLAMA_PIN) with CMAKE_ARGS=$(LLAMA_ARGS) (about 3 minutes on 2 cores)"
+	CMAKE_ARGS="$(LLAMA_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --quiet \
+	  --no-cache-dir --no-binary llama-cpp-python --force-reinstall --no-deps '$(LLAMA_PIN)'
+	rm -f $(VENV)/.llama-* && echo '$(LLAMA_ARGS)' > $@
+
+# Both distributions, editable, constrained to the exact versions in requirements.lock.
+$(STAMP): $(LLAMA_STAMP) pyproject.toml sdk/pyproject.toml requirements.lock
 	$(PIP) install --quiet -c requirements.lock -e '.[dev]' -e ./sdk
 	touch $(STAMP)
 
@@ -42,7 +61,8 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade pip==26.3
-	.venv-lock/bin/python -m pip install --quiet -e '.[dev]' -e ./sdk
+	CMAKE_ARGS="$(LLAMA_ARGS)" .venv-lock/bin/python -m pip install --quiet --no-cache-dir \
+	  --no-binary llama-cpp-python -e '.[dev]' -e ./sdk
 	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
 	rm -rf .venv-lock
 

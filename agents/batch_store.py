@@ -30,10 +30,12 @@ from agents.records import (
 )
 from core.errors import NotFound
 
-RETRYABLE_ERRORS = frozenset({"model_error", "worker_lost", "internal_error"})
-"""Failures a new run may not repeat (a provider hiccup, a lost worker, a bug met by chance).
-The others (`invalid_model_output`, `configuration_error`, an `incomplete` run's `max_steps`)
-would fail the same way again, so they are final at once."""
+RETRYABLE_ERRORS = frozenset({"worker_lost", "internal_error"})
+"""Failures a new run may not repeat (a worker lost again and again, a bug met by chance).
+The others would fail the same way again, so they are final at once: `invalid_model_output`,
+`configuration_error`, an `incomplete` run's `max_steps`, and `model_error`, which a run only
+ends with when the model rejected the request for good (a model server that is down makes the
+run wait and resume instead, docs/agents.md)."""
 
 
 def settle(

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from agents import agent_store, batch_store, run_store
+from agents import agent_store, batch_store, lineage, run_store
 from agents.models import BatchItemRow, BatchRow
 from agents.records import Batch, NewBatchItem
 from core.db import transaction
@@ -82,7 +82,8 @@ def dispatch(session: Session, batch_id: uuid.UUID) -> list[uuid.UUID]:
 
 def _start(session: Session, batch: BatchRow, item: BatchItemRow) -> uuid.UUID:
     """A new attempt of the item: a fresh session (no history of an earlier attempt) and a
-    queued run in it."""
+    queued run in it. A retry continues the failed attempt (agents/lineage.py): its steps and
+    tool results are copied in, so no tool effect already made is made again."""
     chat = agent_store.create_session(
         session,
         batch.tenant_id,
@@ -90,9 +91,18 @@ def _start(session: Session, batch: BatchRow, item: BatchItemRow) -> uuid.UUID:
         user_id=item.user_id,
         metadata={"batch_id": str(batch.id), "batch_position": item.position},
     )
+    previous = item.run_id  # the latest attempt's run, if there was one
     new = run_store.create_run(
-        session, batch.tenant_id, chat.id, item.input, metadata=item.metadata_, batch_id=batch.id
+        session,
+        batch.tenant_id,
+        chat.id,
+        item.input,
+        metadata=item.metadata_,
+        batch_id=batch.id,
+        previous_run_id=previous,
     )
+    if previous is not None:
+        lineage.continue_from(session, new.run.id, previous)
     batch_store.mark_queued(session, item, new.run.id)
     return new.run.id
 

@@ -213,5 +213,8 @@ def current_time(ctx: ToolContext, timezone: str = "UTC") -> str:
     return ctx.services.clock.now().astimezone(zone).isoformat(timespec="seconds")
 
 
-BUILTIN_TOOLS: tuple[Tool, ...] = (tool(calculator, timeout_s=5.0), tool(current_time))
+BUILTIN_TOOLS: tuple[Tool, ...] = (
+    tool(calculator, timeout_s=5.0, idempotent=True),  # pure
+    tool(current_time, idempotent=True),  # reads the clock
+)
 """The built-in tools that need no memory layer, ready to register."""

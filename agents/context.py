@@ -69,8 +69,12 @@ class ToolContext:
     session_id: uuid.UUID | None = None
     """The session of the run, if any (batch items have none)."""
     run_id: uuid.UUID | None = None
-    """The run; with `tool_call_id`, a key to make side effects idempotent."""
+    """The run executing the call."""
     tool_call_id: str | None = None
     """Id of the model's tool call being executed."""
+    idempotency_key: str | None = None
+    """`{lineage}:{step}:{call_id}`: the same for every execution of this call, by a resumed
+    run or a batch item's retry, and for no other call. Pass it to outside systems (as an
+    Idempotency-Key header, a unique request id) so a repeated call does nothing twice."""
     services: ToolServices = field(default_factory=ToolServices)
     """Injected dependencies."""

@@ -10,7 +10,11 @@ AgentmillError
       │                                exception type: its text may hold secrets)
       ├── ToolDefinitionError          a function cannot be a tool (a deployer's bug, at load time)
       │    └── DuplicateTool           two tools share a name
-      └── LeaseLost                    another worker took the run over; stop without writing
+      ├── LeaseLost                    another worker took the run over (or may have: renewals
+      │                                failed for most of the lease); stop without writing
+      └── OutageOutlasted              the model server or the database stayed unavailable past
+                                       the retry budget; stop the attempt, leave the run be
+                                       (agents/retry.py)
 
 Conflict (core.errors, HTTP 409)
  ├── SessionBusy                       the session already has an active run
@@ -21,6 +25,11 @@ Conflict (core.errors, HTTP 409)
 from __future__ import annotations
 
 from core.errors import AgentmillError, Conflict
+
+INTERNAL_ERROR_MESSAGE = (
+    "the run stopped on an internal error; the worker's log has the details under this run's id"
+)
+"""What a run failed by a bug says: the exception's text can hold hosts, ports and roles."""
 
 # The model reads tool errors in its context window; an unbounded message (a huge argument
 # echoed back, a long list of names) would crowd out the conversation.

@@ -3,6 +3,11 @@
 They reach memory only through `ctx.services.memory`, scoped to the run's tenant, agent and
 end user. A memory error the model can fix (empty text, a block over its limit, an unknown
 label) comes back to it as a tool error with the reason.
+
+All four are idempotent, so a call a dead worker may have started is simply run again: search
+reads; save deduplicates (the same content again updates the memory it made); the block edits
+pass the call's idempotency key, and a block that already holds an edit of that key is left
+as it is (memory.blocks).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pydantic import Field
 
 from agents.context import ToolContext
 from agents.errors import ToolError
+from agents.tools import Tool, tool
 from core.errors import NotFound, UserError
 from memory.blocks import Block
 from memory.filters import MemoryFilter
@@ -123,7 +129,13 @@ def core_memory_append(ctx: ToolContext, label: str, content: str) -> str:
         ctx,
         label,
         lambda user: store.append_to_block(
-            ctx.tenant_id, ctx.agent_id, label, content, user_id=user, author="agent"
+            ctx.tenant_id,
+            ctx.agent_id,
+            label,
+            content,
+            user_id=user,
+            author="agent",
+            edit_key=ctx.idempotency_key,
         ),
     )
     return f"appended; block {label!r} now holds {len(block.value)}/{block.char_limit} characters"
@@ -142,10 +154,21 @@ def core_memory_replace(ctx: ToolContext, label: str, old: str, new: str) -> str
         ctx,
         label,
         lambda user: store.replace_in_block(
-            ctx.tenant_id, ctx.agent_id, label, old, new, user_id=user, author="agent"
+            ctx.tenant_id,
+            ctx.agent_id,
+            label,
+            old,
+            new,
+            user_id=user,
+            author="agent",
+            edit_key=ctx.idempotency_key,
         ),
     )
     return f"replaced; block {label!r} now holds {len(block.value)}/{block.char_limit} characters"
 
 
-MEMORY_TOOLS = (memory_search, memory_save, core_memory_append, core_memory_replace)
+MEMORY_TOOLS: tuple[Tool, ...] = tuple(
+    tool(function, idempotent=True)
+    for function in (memory_search, memory_save, core_memory_append, core_memory_replace)
+)
+"""The memory tools, ready to register."""

@@ -1,5 +1,6 @@
-"""Table models of the agents layer. The DDL lives in migrations 0004 and 0006 (batches); these
-mappings only describe the columns to SQLAlchemy."""
+"""Table models of the agents layer. The DDL lives in migrations 0004, 0006 (batches) and 0009
+(outage yields, lineage, started tool calls); these mappings only describe the columns to
+SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -77,6 +78,7 @@ class RunRow(Base):
     cost_usd: Mapped[float] = mapped_column(server_default="0")
     cancel_requested: Mapped[bool] = mapped_column(server_default="false")
     attempts: Mapped[int] = mapped_column(server_default="0")
+    outage_yields: Mapped[int] = mapped_column(server_default="0")
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     event_seq: Mapped[int] = mapped_column(server_default="0")
@@ -85,6 +87,10 @@ class RunRow(Base):
     batch_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("batches.id", ondelete="SET NULL")
     )
+    previous_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL")
+    )
+    lineage_id: Mapped[uuid.UUID | None]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
     created_at: Mapped[datetime] = _created()
     enqueued_at: Mapped[datetime] = _created()
@@ -129,7 +135,8 @@ class StepRow(Base):
 
 
 class ToolCallRow(Base):
-    """One tool call of a step; `result` is set once, when the call has finished."""
+    """One tool call of a step; `started_at` is set (and committed) before its tool runs,
+    `result` once, when the call has finished."""
 
     __tablename__ = "tool_calls"
 
@@ -144,6 +151,8 @@ class ToolCallRow(Base):
     arguments: Mapped[str] = mapped_column(Text)
     result: Mapped[str | None] = mapped_column(Text)
     is_error: Mapped[bool] = mapped_column(server_default="false")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    starts: Mapped[int] = mapped_column(server_default="0")
     created_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

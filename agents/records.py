@@ -176,11 +176,23 @@ class Run:
     """The batch the run executes an item of, if any."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """Free JSON object given with the message."""
+    outage_yields: int = 0
+    """Attempts that handed the run back after an outage outlasted the retry budget (they do
+    not count as crashes)."""
+    previous_run_id: uuid.UUID | None = None
+    """The failed run this one continues (a batch item's retry), if any."""
+    lineage_id: uuid.UUID | None = None
+    """The first run of that chain; None: this run is the first."""
 
     @property
     def finished(self) -> bool:
         """Whether the run has ended."""
         return self.status in FINAL_STATUSES
+
+    @property
+    def lineage(self) -> uuid.UUID:
+        """The root of its tools' idempotency keys: shared by a run and its retries."""
+        return self.lineage_id or self.id
 
 
 @dataclass(frozen=True)
@@ -201,6 +213,10 @@ class ToolCallRecord:
     """What the model is shown; None while it has not finished."""
     is_error: bool
     """Whether the result is an error message."""
+    started_at: datetime | None = None
+    """When its tool was first started; set without a result, the call may have had effects."""
+    starts: int = 0
+    """How many times its tool was started (more than 1: an idempotent call re-run)."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,9 @@
 A worker owns a run through a lease (`lease_owner`, `lease_expires_at`) it renews while it
 works. Every write of a worker checks, under the run's row lock, that it still holds the lease,
 so a worker that stalled past its lease can never write over the one that took the run over.
+
+The executor retries a write whose connection dropped, and the first try may have committed
+after all: `record_step`, `mark_started` and `record_tool_result` are idempotent for that.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def run_record(row: RunRow) -> Run:
         finished_at=row.finished_at,
         batch_id=row.batch_id,
         metadata=dict(row.metadata_),
+        outage_yields=row.outage_yields,
+        previous_run_id=row.previous_run_id,
+        lineage_id=row.lineage_id,
     )
 
 
@@ -94,9 +100,11 @@ def create_run(
     idempotency_key: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     batch_id: uuid.UUID | None = None,
+    previous_run_id: uuid.UUID | None = None,
 ) -> NewRun:
     """Write the user message and a queued run in the caller's transaction (`batch_id`: the
-    run is an attempt of that batch's item).
+    run is an attempt of that batch's item; `previous_run_id`: the run it continues, whose
+    lineage it joins).
 
     The session row is locked first, so concurrent messages to one session are serialised:
     the second sees the first's run and gets SessionBusy (409) unless `queue` is set."""
@@ -111,6 +119,10 @@ def create_run(
     active = _active_run(session, session_id)
     if active is not None and not queue:
         raise SessionBusy(str(session_id), str(active.id))
+    lineage_id = None
+    if previous_run_id is not None:
+        previous = session.get_one(RunRow, previous_run_id)
+        lineage_id = previous.lineage_id or previous.id
     row = RunRow(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
@@ -121,6 +133,8 @@ def create_run(
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
         batch_id=batch_id,
+        previous_run_id=previous_run_id,
+        lineage_id=lineage_id,
         metadata_=dict(metadata or {}),
     )
     try:
@@ -142,7 +156,10 @@ def create_run(
             content=content,
         )
     )
-    append_event(session, tenant_id, row.id, "run.queued", {"session_id": str(session_id)})
+    queued: dict[str, Any] = {"session_id": str(session_id)}
+    if previous_run_id is not None:
+        queued["previous_run_id"] = str(previous_run_id)
+    append_event(session, tenant_id, row.id, "run.queued", queued)
     session.flush()
     session.refresh(row)
     return NewRun(run_record(row), created=True, start_now=active is None)
@@ -236,7 +253,17 @@ def _step(row: StepRow, calls: Sequence[ToolCallRow]) -> Step:
         usage=Usage(row.prompt_tokens, row.completion_tokens, row.cost_usd),
         model_ms=row.model_ms,
         tool_calls=tuple(
-            ToolCallRecord(c.step, c.call_id, c.position, c.name, c.arguments, c.result, c.is_error)
+            ToolCallRecord(
+                c.step,
+                c.call_id,
+                c.position,
+                c.name,
+                c.arguments,
+                c.result,
+                c.is_error,
+                c.started_at,
+                c.starts,
+            )
             for c in sorted(calls, key=lambda c: c.position)
         ),
         created_at=row.created_at,
@@ -303,7 +330,10 @@ def written_step(write: StepWrite, at: datetime) -> Step:
 
 
 def record_step(session: Session, run: RunRow, write: StepWrite) -> None:
-    """Persist a step's output and its calls (before any runs), with their events."""
+    """Persist a step's output and its calls (before any runs), with their events; a no-op
+    when the step is already stored (a retried write whose first commit went through)."""
+    if session.get(StepRow, (run.id, write.step)) is not None:
+        return
     session.add(
         StepRow(
             run_id=run.id,
@@ -353,18 +383,46 @@ def record_step(session: Session, run: RunRow, write: StepWrite) -> None:
     session.flush()
 
 
+def mark_started(session: Session, run_id: uuid.UUID, step: int, call_id: str) -> None:
+    """Record that a call's tool is about to run (commit before running it): from then on a
+    resumed run knows the call may have taken effect. Keeps the first start time."""
+    session.execute(
+        update(ToolCallRow)
+        .where(ToolCallRow.run_id == run_id, ToolCallRow.step == step)
+        .where(ToolCallRow.call_id == call_id, ToolCallRow.result.is_(None))
+        .values(
+            started_at=func.coalesce(ToolCallRow.started_at, func.now()),
+            starts=ToolCallRow.starts + 1,
+        )
+    )
+
+
 def record_tool_result(
     session: Session, run: RunRow, step: int, call_id: str, result: str, is_error: bool
-) -> None:
-    """Persist one finished tool call and its event."""
-    session.execute(
+) -> bool:
+    """Persist one finished tool call and its event; False (and no event) when it already
+    had a result."""
+    stored = session.scalar(
         update(ToolCallRow)
         .where(ToolCallRow.run_id == run.id, ToolCallRow.step == step)
         .where(ToolCallRow.call_id == call_id, ToolCallRow.result.is_(None))
         .values(result=result, is_error=is_error, finished_at=func.now())
+        .returning(ToolCallRow.call_id)
     )
+    if stored is None:
+        return False
     data = {"step": step, "call_id": call_id, "result": result, "is_error": is_error}
     append_event(session, run.tenant_id, run.id, "tool.result", data)
+    return True
+
+
+def hand_back(session: Session, run: RunRow, reason: str, message: str) -> None:
+    """The attempt stops on purpose after an outage outlasted its retries: the run stays
+    `running` under a lease that lapses by itself, the sweeper sends it again, and this attempt
+    is not counted toward the poison limit."""
+    run.outage_yields += 1
+    data = {"reason": reason, "message": message, "attempt": run.attempts}
+    append_event(session, run.tenant_id, run.id, "run.released", data)
 
 
 def finish(

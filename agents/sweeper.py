@@ -1,7 +1,9 @@
 """Finds runs no worker is executing and sends them to the queue again.
 
-A run whose worker died keeps status `running` with a lease that lapses; a run whose queue
-message was lost (the API died between commit and send, a broker restart) stays `queued`.
+A run whose worker died keeps status `running` with a lease that lapses, and so does a run an
+attempt handed back after an outage outlasted its retries (agents/executor.py): the lapse is
+the pause before its next attempt. A run whose queue message was lost (the API died between
+commit and send, a broker restart) stays `queued`.
 Every worker calls `sweep_once` periodically (agents.worker); `FOR UPDATE SKIP LOCKED` and the
 re-stamped `enqueued_at` keep several workers from sending one run twice in an interval, and a
 duplicate message is harmless anyway: only one worker can claim a run. It also advances batches

@@ -64,6 +64,10 @@ class Tool:
     """Whether the first parameter is the ToolContext."""
     timeout_s: float
     """Limit for one call."""
+    idempotent: bool = False
+    """Running the call twice has the effect of running it once (it reads, or it dedupes by
+    `ctx.idempotency_key`): a call that a dead worker may have started is run again. False:
+    such a call is not repeated, and the model is told its outcome is unknown."""
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI function-tool definition."""
@@ -152,9 +156,14 @@ def _parse_arguments(tool: str, arguments: str | Mapping[str, Any]) -> Any:
 
 
 def tool(
-    function: Callable[..., Any], *, name: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
+    function: Callable[..., Any],
+    *,
+    name: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    idempotent: bool = False,
 ) -> Tool:
-    """Make a Tool of a typed function; raises ToolDefinitionError when it cannot be one."""
+    """Make a Tool of a typed function; raises ToolDefinitionError when it cannot be one.
+    Declare `idempotent` only when running a call twice does no more than running it once."""
     tool_name = str(name or getattr(function, "__name__", ""))
     if not _NAME.fullmatch(tool_name):
         raise ToolDefinitionError(tool_name, "a name must match [A-Za-z0-9_-]{1,64}")
@@ -187,6 +196,7 @@ def tool(
         arguments_model=model,
         takes_context=takes_context,
         timeout_s=timeout_s,
+        idempotent=idempotent,
     )
 
 

@@ -21,6 +21,7 @@ from agents import agent_store, run_store
 from agents.builtin_tools import BUILTIN_TOOLS
 from agents.executor import RunExecutor, Services
 from agents.facts import extract_facts
+from agents.heartbeat import Heartbeat
 from agents.memory_tools import MEMORY_TOOLS
 from agents.portal import Portal
 from agents.queue import EXECUTE_RUN, EXTRACT_FACTS, RunQueue, make_celery
@@ -120,6 +121,15 @@ def extract_run_facts(run_id: str) -> None:
 
 
 _periodic: list[Periodic] = []
+_heartbeats: list[Heartbeat] = []
+
+
+def heartbeat_safely(heartbeat: Heartbeat) -> None:
+    """Beat once now; a database that is down is only logged (the periodic beat retries)."""
+    try:
+        heartbeat.beat()
+    except Exception:
+        log.warning("worker heartbeat failed; retrying in %.0fs", SETTINGS.worker_heartbeat_s)
 
 
 @signals.worker_ready.connect
@@ -139,6 +149,10 @@ def _start_periodic(**_: Any) -> None:
             "agentmill-scope-indexer", SETTINGS.memory_scope_index_interval_s, indexer.run_once
         )
     )
+    heartbeat = Heartbeat(svc.engine, SETTINGS.worker_concurrency)
+    _heartbeats.append(heartbeat)
+    heartbeat_safely(heartbeat)  # /readyz sees this worker at once
+    tasks.append(Periodic("agentmill-heartbeat", SETTINGS.worker_heartbeat_s, heartbeat.beat))
     for task in tasks:
         task.start()
     _periodic.extend(tasks)
@@ -148,6 +162,11 @@ def _start_periodic(**_: Any) -> None:
 def _stop_periodic(**_: Any) -> None:
     for task in _periodic:
         task.stop()
+    for heartbeat in _heartbeats:
+        try:
+            heartbeat.stop()
+        except Exception:  # the database may be gone at shutdown; the row just ages out
+            log.warning("worker heartbeat row not removed", exc_info=True)
 
 
 def run_worker(concurrency: int | None = None) -> int:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from agents.queue import RunQueue, RunSender, make_celery
 from api.deps import MemoryProvider
 from api.events_hub import EventHub, libpq_url
+from api.readiness import Readiness
 from api.routes import agents, batches, blocks, health, me, memories, runs, sessions
 from core.config import Settings
 from core.web import errors
@@ -71,6 +72,7 @@ def create_app(
     app.state.run_queue = run_queue
     app.state.events_hub = hub
     app.state.memory = memory_provider
+    app.state.readiness = Readiness(settings, engine)
     if rate_limiter is None:
         rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.rate_limiter = rate_limiter

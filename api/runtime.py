@@ -10,12 +10,19 @@ import socket
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from types import FrameType
 
 from api.bootstrap import bootstrap
-from api.supervisor import Child, spawn, stop_all
+from api.supervisor import (
+    Child,
+    ChildSpec,
+    CrashLoop,
+    RestartPolicy,
+    Supervisor,
+    spawn,
+    stop_all,
+    wait_ready,
+)
 from core import migrate
 from core.config import Settings
 from core.db import create_db_engine
@@ -25,10 +32,6 @@ from core.errors import AgentmillError
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
-
-
-class StartupFailed(AgentmillError):
-    """A child of `up` did not become ready."""
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -50,22 +53,6 @@ def _local_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _wait_ready(child: Child, url: str, stopping: threading.Event) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not stopping.is_set():
-        if child.exit_code is not None:
-            raise StartupFailed(f"{child.name} exited with status {child.exit_code} at start-up")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own URL)
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise StartupFailed(f"{child.name} not ready after {READY_TIMEOUT_S:.0f}s")
-        stopping.wait(0.2)
-
-
 def _announce_key(token: str, settings: Settings) -> None:
     print(
         "agentmill: created tenant 'default' and its first API key. It is shown once here "
@@ -74,11 +61,52 @@ def _announce_key(token: str, settings: Settings) -> None:
     )
 
 
+def _port_taken(host: str, port: int) -> bool:
+    try:
+        check_port_free(host, port)
+    except AgentmillError:
+        return True
+    return False
+
+
+def inference_port(settings: Settings) -> int:
+    """The port for our inference server: the configured one, or a free one when the default
+    is taken (an explicitly configured port that is taken is an error)."""
+    host, port = settings.inference_host, settings.inference_port
+    if "inference_port" in settings.model_fields_set:
+        check_port_free(host, port)
+        return port
+    if not _port_taken(host, port):
+        return port
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        free: int = probe.getsockname()[1]
+    log.warning("port %d is taken; the inference server uses %d instead", port, free)
+    return free
+
+
+def _specs(settings: Settings, url: str) -> list[ChildSpec]:
+    env = {**os.environ, "AGENTMILL_DATABASE_URL": url, "AGENTMILL_HOME": str(settings.home)}
+    env["AGENTMILL_INFERENCE_PORT"] = str(settings.inference_port)  # the one `up` picked
+    cli = [sys.executable, "-m", "api.cli"]
+    specs = []
+    if settings.inference_url is None:  # no external server configured: run ours
+        argv = [*cli, "inference", "--host", settings.inference_host]
+        argv += ["--port", str(settings.inference_port)]
+        base = _local_url(settings.inference_host, settings.inference_port)
+        specs.append(ChildSpec("inference", argv, env, base + "/readyz", base + "/readyz"))
+    specs.append(ChildSpec("worker", [*cli, "worker"], env))
+    api_argv = [*cli, "api", "--host", settings.api_host, "--port", str(settings.api_port)]
+    base = _local_url(settings.api_host, settings.api_port)
+    specs.append(ChildSpec("api", api_argv, env, base + "/readyz", base + "/healthz"))
+    return specs
+
+
 def up(settings: Settings) -> int:
-    """Run the whole runtime until SIGINT/SIGTERM or a child dies; return the exit status."""
+    """Run the whole runtime until SIGINT/SIGTERM or a child crash-loops; the exit status."""
     check_port_free(settings.api_host, settings.api_port)
     if settings.inference_url is None:
-        check_port_free(settings.inference_host, settings.inference_port)
+        settings = settings.model_copy(update={"inference_port": inference_port(settings)})
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -104,30 +132,20 @@ def up(settings: Settings) -> int:
             engine.dispose()
         if token is not None:
             _announce_key(token, settings)
-
-        env = {**os.environ, "AGENTMILL_DATABASE_URL": url, "AGENTMILL_HOME": str(settings.home)}
-        cli = [sys.executable, "-m", "api.cli"]
-        waits: list[tuple[Child, str]] = []  # children with an HTTP readiness check
-        if settings.inference_url is None:  # no external server configured: run ours
-            inference_argv = [*cli, "inference", "--host", settings.inference_host]
-            inference_argv += ["--port", str(settings.inference_port)]
-            children.append(spawn("inference", inference_argv, env))
-            inference_base = _local_url(settings.inference_host, settings.inference_port)
-            waits.append((children[-1], inference_base + "/healthz"))
-        children.append(spawn("worker", [*cli, "worker"], env))
-        api_argv = [*cli, "api", "--host", settings.api_host, "--port", str(settings.api_port)]
-        children.append(spawn("api", api_argv, env))
-        base = _local_url(settings.api_host, settings.api_port)
-        waits.append((children[-1], base + "/readyz"))
-        for child, ready_url in waits:  # they start in parallel
-            _wait_ready(child, ready_url, stopping)
+        children = [spawn(spec) for spec in _specs(settings, url)]
+        for child in children:  # they start in parallel
+            wait_ready(child, READY_TIMEOUT_S, stopping.is_set)
         if not stopping.is_set():
+            base = _local_url(settings.api_host, settings.api_port)
             print(
                 f"agentmill is up: {base} (inference: {settings.local_inference_url}, "
                 f"data in {settings.home}); Ctrl-C stops it",
                 flush=True,
             )
-        return _supervise(children, stopping)
+        policy = RestartPolicy(
+            max_restarts=settings.supervisor_max_restarts, window_s=settings.supervisor_window_s
+        )
+        return _supervise(Supervisor(children, policy), pg, stopping)
     finally:
         stop_all(children)
         if pg is not None:
@@ -137,12 +155,22 @@ def up(settings: Settings) -> int:
             signal.signal(sig, handler)
 
 
-def _supervise(children: list[Child], stopping: threading.Event) -> int:
+def _supervise(
+    supervisor: Supervisor, pg: EmbeddedPostgres | None, stopping: threading.Event
+) -> int:
+    """Restart what dies until asked to stop; 1 when a child crash-loops."""
+    pg_retry_at = 0.0
     while not stopping.wait(0.2):
-        for child in children:
-            if child.exit_code is not None:
-                log.error(
-                    "%s exited with status %s; stopping agentmill", child.name, child.exit_code
-                )
-                return 1
+        if pg is not None and time.monotonic() >= pg_retry_at:
+            try:
+                pg.ensure_running()
+            except Exception:  # it may be mid-recovery: look again shortly, never give up
+                log.exception("embedded postgres did not start; trying again in 2s")
+                pg_retry_at = time.monotonic() + 2.0
+        try:
+            supervisor.tick()
+        except CrashLoop as exc:
+            log.error("%s", exc)
+            print(f"agentmill: {exc}", file=sys.stderr, flush=True)
+            return 1
     return 0

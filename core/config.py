@@ -93,6 +93,41 @@ class Settings(BaseSettings):
         description="Requests a tenant may make back to back before the per-minute rate "
         "applies; unset = rate_limit_per_minute.",
     )
+    rate_limit_redis_url: str | None = Field(
+        default=None,
+        description="Redis where every API process keeps the per-tenant buckets, so the rate "
+        "holds across processes; unset = the broker when it is Redis, else each process keeps "
+        "its own.",
+    )
+    api_max_streams_per_tenant: int = Field(
+        default=16,
+        ge=1,
+        le=10_000,
+        description="Event streams and wait=true requests one tenant may hold open on one API "
+        "process (429 above).",
+    )
+    api_max_streams: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Event streams and wait=true requests one API process holds open in all "
+        "(429 above).",
+    )
+    auth_failures_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="Failed authentications (a well-formed key that is unknown, wrong or "
+        "revoked) one client address may make per minute before its unknown keys get 429 "
+        "without a database lookup; 0 disables the limit.",
+    )
+    auth_cache_ttl_s: float = Field(
+        default=10.0,
+        ge=0.0,
+        le=300.0,
+        description="How long an API process trusts a key it looked up; a revocation reaches "
+        "every process at once through a notification, and nothing is cached while that "
+        "listener is down; 0 looks every key up on every request.",
+    )
     db_connect_timeout_s: int = Field(
         default=3, ge=1, le=60, description="Seconds to wait for a database connection."
     )
@@ -124,6 +159,13 @@ class Settings(BaseSettings):
     )
     memory_scope_index_max: int = Field(
         default=100, ge=0, le=10_000, description="Most scopes with their own vector indexes."
+    )
+    memory_scope_index_max_per_tenant: int = Field(
+        default=10,
+        ge=0,
+        le=10_000,
+        description="Most of those scopes one tenant may hold; the slots are handed out to "
+        "tenants in turn (each one's largest scope first), so one tenant cannot take another's.",
     )
     memory_scope_index_interval_s: float = Field(
         default=300.0,
@@ -187,8 +229,44 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(
         default=10.0, gt=0, le=3600.0, description="How often each worker looks for lost runs."
     )
+    supervisor_max_restarts: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Deaths of one child of `agentmill up` within the window that make a crash "
+        "loop: `up` then stops with a message instead of restarting it again.",
+    )
+    supervisor_window_s: float = Field(
+        default=120.0, gt=0, le=86_400.0, description="The crash-loop window, in seconds."
+    )
+    worker_heartbeat_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600.0,
+        description="How often each worker records that it is alive; /readyz counts a worker "
+        "as alive for three intervals after its last beat.",
+    )
     run_max_attempts: int = Field(
-        default=5, ge=1, le=100, description="Claims of one run before it is failed as poison."
+        default=5,
+        ge=1,
+        le=100,
+        description="Claims of one run that ended without a trace (a crashed worker) before it "
+        "is failed as poison; an attempt that handed the run back after an outage does not count.",
+    )
+    model_retry_s: float = Field(
+        default=60.0,
+        ge=0.0,
+        le=3600.0,
+        description="How long a run waits out a model server that cannot be reached, times out, "
+        "answers 5xx or rate limits (retrying with backoff) before it hands the run back to the "
+        "queue for a later attempt; the run never fails for it.",
+    )
+    db_retry_s: float = Field(
+        default=60.0,
+        ge=0.0,
+        le=3600.0,
+        description="How long a run retries a database operation whose connection dropped "
+        "(restart, failover) before it stops and leaves the run to its lease.",
     )
     agent_max_output_tokens: int = Field(
         default=512, ge=16, le=65536, description="Most tokens one model call of a run generates."
@@ -227,6 +305,15 @@ class Settings(BaseSettings):
             raise ValueError(f"must use one of {', '.join(_BROKER_SCHEMES)} (got {scheme!r})")
         return value
 
+    @field_validator("rate_limit_redis_url", mode="after")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.split("://", 1)[0] not in ("redis", "rediss") or "://" not in value:
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
     @model_validator(mode="after")
     def _production_needs_services(self) -> Settings:
         if self.environment == "production" and self.database_url is None:
@@ -248,6 +335,15 @@ class Settings(BaseSettings):
     def pg_dir(self) -> Path:
         """Data directory of the embedded Postgres."""
         return self.home / "pg"
+
+    @property
+    def shared_rate_limit_url(self) -> str | None:
+        """The Redis that API processes share rate-limit buckets in, or None (per process)."""
+        if self.rate_limit_redis_url:
+            return self.rate_limit_redis_url
+        if self.broker_url and self.broker_url.split("://", 1)[0] in ("redis", "rediss"):
+            return self.broker_url
+        return None
 
     @cached_property
     def api_key_file(self) -> Path:

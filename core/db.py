@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from core.errors import DatabaseUnavailable
@@ -20,8 +21,22 @@ def sqlalchemy_url(url: str) -> str:
     raise ValueError(f"not a PostgreSQL URL: {url.split('://', 1)[0]}://…")
 
 
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Whether a failed transaction may succeed if tried again: the connection dropped or could
+    not be made (a restart, a failover, `pg_terminate_backend`), the pool was exhausted, or the
+    server aborted it (deadlock, serialisation failure, admin shutdown: psycopg reports all of
+    these as OperationalError). A data or programming error is not: it would fail again."""
+    if isinstance(exc, DatabaseUnavailable | PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return False
+
+
 def create_db_engine(url: str, *, connect_timeout_s: int = 3, pool_size: int = 5) -> Engine:
-    """An engine whose pool drops dead connections, so a restarted database is picked up."""
+    """An engine whose pool drops dead connections, so a restarted database is picked up:
+    `pool_pre_ping` tests each connection as it leaves the pool, and a connection that dies
+    mid-transaction is invalidated, so the retried transaction gets a fresh one."""
     return create_engine(
         sqlalchemy_url(url),
         pool_pre_ping=True,

@@ -132,6 +132,14 @@ def _url(info: PostmasterInfo, database: str) -> str:
     return info.get_uri(database=database, driver="psycopg")
 
 
+def _postmaster_alive(pg_dir: Path) -> bool:
+    try:
+        info = PostmasterInfo.read_from_pgdata(pg_dir)
+    except (OSError, ValueError, AssertionError):
+        return True  # postmaster.pid is being written or removed: someone is there
+    return info is not None and info.is_running()
+
+
 def running_url(pg_dir: Path, database: str = DATABASE_NAME) -> str | None:
     """The URL of a server that is running and ready in `pg_dir`, else None."""
     try:
@@ -177,6 +185,21 @@ class EmbeddedPostgres:
             raise
         log.info("embedded postgres ready in %s", self.pg_dir)
         return self.url
+
+    def running(self) -> bool:
+        """Whether this owner's server is up and ready (its postmaster alive)."""
+        return self._server is not None and running_url(self.pg_dir) is not None
+
+    def ensure_running(self) -> bool:
+        """Start the server again if its postmaster died (crash recovery runs on start); True
+        if it did. A postmaster that is alive but not ready (starting, recovering, stopping)
+        is left to finish. The URL stays the same: the socket lives in the data directory."""
+        if self._server is None or _postmaster_alive(self.pg_dir):
+            return False
+        log.warning("embedded postgres in %s is not running; starting it again", self.pg_dir)
+        self._server.ensure_postgres_running()
+        log.info("embedded postgres ready again in %s", self.pg_dir)
+        return True
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and release the home; safe to call twice."""

@@ -3,19 +3,37 @@
 Aliases: `local` is this installation's inference server (cost 0); every entry of
 `AGENTMILL_MODELS` adds an alias for any litellm provider string, with its key, fallbacks,
 retries and timeout. Every call returns its usage (tokens and cost) for the caller to record.
+
+Whatever litellm, openai or httpx raise leaves `complete` as our own `ModelUnavailable`
+(worth retrying later) or `ModelRejected` (not), with a fixed message and the original chained
+as `__cause__`: callers never branch on provider types or show provider text.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import litellm
+import openai
+from litellm.exceptions import ContentPolicyViolationError, ContextWindowExceededError
 from litellm.router import Router
+from litellm.types.router import RouterRateLimitError, RouterRateLimitErrorBasic
 
 from core.config import Settings
-from inference.errors import EngineFailed, UnknownModel
-from inference.model_client import ChatRequest, ChatResult, DeltaSink, ToolCallRequest, Usage
+from inference.errors import UnknownModel
+from inference.model_client import (
+    ChatRequest,
+    ChatResult,
+    DeltaSink,
+    ModelCallError,
+    ModelRejected,
+    ModelUnavailable,
+    ToolCallRequest,
+    Usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +87,21 @@ class RouterClient:
 
     async def complete(self, request: ChatRequest, on_delta: DeltaSink | None = None) -> ChatResult:
         """Call the alias; retries and fallbacks are the router's. With `on_delta` the answer
-        is streamed and its content passed on piece by piece; the result is the same."""
+        is streamed and its content passed on piece by piece; the result is the same.
+
+        Raises UnknownModel for an alias not configured here, else ModelUnavailable or
+        ModelRejected (see `model_error`)."""
         if request.model not in self.aliases:
             raise UnknownModel(request.model, self.aliases)
+        try:
+            return await self._complete(request, on_delta)
+        except Exception as exc:
+            translated = model_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    async def _complete(self, request: ChatRequest, on_delta: DeltaSink | None) -> ChatResult:
         kwargs: dict[str, Any] = {"model": request.model, "messages": request.messages}
         for name in (
             "tools",
@@ -97,9 +127,61 @@ class RouterClient:
                 if choice.delta.content:
                     on_delta(choice.delta.content)
         built = litellm.stream_chunk_builder(chunks, messages=request.messages)
-        if built is None:
-            raise EngineFailed("the model's stream ended without a single chunk")
+        if built is None:  # the server went away before it sent anything
+            raise ModelUnavailable("server_error")
         return _result(built, request.model)
+
+
+_TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and those it was raised from or during, outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def model_error(exc: BaseException) -> ModelCallError | None:
+    """Our error for what a provider call raised, or None when it is not a provider failure
+    (a bug of ours, which should surface as one). Order matters: litellm's Timeout is an
+    APIConnectionError, ContextWindowExceededError a BadRequestError."""
+    if isinstance(exc, ModelCallError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) else None
+    if isinstance(exc, ContextWindowExceededError):
+        return ModelRejected("context_window", status=status)
+    if isinstance(exc, ContentPolicyViolationError):
+        return ModelRejected("content_policy", status=status)
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return ModelRejected("authentication", status=status)
+    if isinstance(exc, openai.NotFoundError):
+        return ModelRejected("not_found", status=status)
+    if isinstance(exc, openai.RateLimitError | RouterRateLimitError | RouterRateLimitErrorBasic):
+        # The router's own "no deployments available" means every deployment is cooling down.
+        return ModelUnavailable("rate_limited", status=status)
+    chain = list(_causes(exc))  # litellm reports a refused connection as a 500 over it
+    if any(
+        isinstance(e, openai.APITimeoutError | httpx.TimeoutException | TimeoutError) for e in chain
+    ):
+        return ModelUnavailable("timeout", status=status)
+    if any(
+        isinstance(e, openai.APIConnectionError | httpx.TransportError | ConnectionError)
+        for e in chain
+    ):
+        return ModelUnavailable("unreachable", status=status)
+    if status is not None:
+        if status >= 500 or status in _TRANSIENT_STATUSES:
+            return ModelUnavailable("server_error", status=status)
+        if 400 <= status < 500:
+            return ModelRejected("bad_request", status=status)
+    if isinstance(exc, openai.APIError):  # a response we could not use, with no status
+        return ModelUnavailable("server_error")
+    return None
 
 
 def _cost(response: Any, alias: str) -> float:

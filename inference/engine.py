@@ -59,6 +59,8 @@ class EngineStats:
     slots: int
     prompt_tokens_sent: int
     prompt_tokens_evaluated: int
+    alive: bool = True
+    """The engine's worker is running (False once it has stopped, by close or by a fault)."""
 
 
 class Engine(Protocol):

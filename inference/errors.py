@@ -4,8 +4,11 @@ AgentmillError
  ├── TooManyRequests ── Overloaded      the request queue is full (429)
  ├── UserError ──────── PromptTooLong   prompt tokens exceed the context window (400)
  ├── NotFound ───────── UnknownModel    no such model (404)
- └── OutputInvalid                      a constrained output failed validation (500; the
-                                        llama.cpp engine's grammar makes this impossible)
+ ├── OutputInvalid                      a constrained output failed validation (500; the
+ │                                      llama.cpp engine's grammar makes this impossible)
+ ├── EngineFailed                       the engine's worker failed a generation or stopped
+ └── EngineCheckFailed                  the engine could not decode at start-up (the server
+                                        exits with this one-line message)
 """
 
 from __future__ import annotations
@@ -50,3 +53,8 @@ class OutputInvalid(AgentmillError):
 
 class EngineFailed(AgentmillError):
     """The engine's worker failed a generation, or stopped under it."""
+
+
+class EngineCheckFailed(AgentmillError):
+    """The engine could not decode its first tokens at start-up; the message says why and how
+    to fix it."""

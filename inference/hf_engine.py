@@ -200,6 +200,7 @@ class TransformersEngine:
             slots=self.slots,
             prompt_tokens_sent=self._runs.prompt_tokens_sent,
             prompt_tokens_evaluated=self._sampler.prompt_tokens_evaluated,
+            alive=self._manager.is_running(),
         )
 
     @property

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from core.config import Settings
+from inference import selfcheck
 from inference.bundled import served_model_id
 from inference.engine import Engine
 from inference.llama_engine import LlamaEngine
 from inference.server import EmbeddingModel, create_inference_app
+
+log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -47,8 +52,21 @@ def build_embedder() -> EmbeddingModel:
 
 
 def serve(settings: Settings) -> int:
-    """Run the inference server until SIGINT/SIGTERM."""
-    app = create_inference_app(build_engine(settings), build_embedder())
+    """Check that the engine decodes, then serve it until SIGINT/SIGTERM.
+
+    The llama engine is tried in a child process first (a native crash there becomes a clear
+    EngineCheckFailed here), then warmed up in this one; only then does the server listen, so
+    /readyz is never 200 for an engine that cannot generate."""
+    if settings.inference_engine == "llama":
+        selfcheck.check_in_child(settings)
+    engine = build_engine(settings)
+    try:
+        tokens = selfcheck.warm_up(engine, settings.inference_engine)
+    except BaseException:
+        engine.close()
+        raise
+    log.info("%s engine decoded %d tokens at start-up", settings.inference_engine, tokens)
+    app = create_inference_app(engine, build_embedder())
     uvicorn.run(
         app,
         host=settings.inference_host,

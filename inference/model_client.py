@@ -1,14 +1,26 @@
-"""What agents send to a model and get back: plain data, no provider library imported.
+"""What agents send to a model and get back: plain data and our own errors, no provider
+library imported.
 
 `inference.client.RouterClient` implements `ModelClient` over litellm;
 `inference.testing.ScriptedModel` is the fake for unit tests of branching.
+
+AgentmillError
+ └── ModelCallError          a model call failed; `message` is fixed per `reason`
+      ├── ModelUnavailable   transient: unreachable, timed out, 5xx, rate limited (retry later)
+      └── ModelRejected      permanent: the request will never succeed as it is (400s, an
+                             unknown model, context too long, bad credentials)
+
+Their messages never carry the provider's text (which names hosts, ports, URLs and sometimes
+keys): the original exception is chained as `__cause__`, for the logs only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
+
+from core.errors import AgentmillError
 
 
 @dataclass(frozen=True)
@@ -55,12 +67,54 @@ class ChatResult:
     usage: Usage = field(default_factory=Usage)
 
 
+class ModelCallError(AgentmillError):
+    """A model call failed; `message` is a fixed sentence for `reason`, safe to show a tenant."""
+
+    MESSAGES: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, reason: str, *, status: int | None = None) -> None:
+        if reason not in self.MESSAGES:
+            raise ValueError(f"unknown {type(self).__name__} reason {reason!r}")
+        self.reason = reason
+        self.status = status
+        self.message = self.MESSAGES[reason]
+        super().__init__(self.message)
+
+
+class ModelUnavailable(ModelCallError):
+    """The model server is down, restarting, slow or overloaded: the same call may succeed
+    later. The caller waits and retries."""
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        "unreachable": "the model server could not be reached",
+        "timeout": "the model server did not answer in time",
+        "server_error": "the model server failed to answer (a server error)",
+        "rate_limited": "the model provider is rate limiting requests",
+    }
+
+
+class ModelRejected(ModelCallError):
+    """The model refused the request in a way that will not heal by retrying it."""
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        "bad_request": "the model server rejected the request as invalid",
+        "context_window": "the conversation no longer fits the model's context window",
+        "not_found": "the model server does not know the requested model",
+        "authentication": "the model server refused the configured credentials",
+        "content_policy": "the model provider refused the request under its content policy",
+    }
+
+
 DeltaSink = Callable[[str], None]
 """Receives the text of an answer as it is generated (called on the client's event loop)."""
 
 
 class ModelClient(Protocol):
-    """What the agents need from a model client."""
+    """What the agents need from a model client.
+
+    A failed call raises `ModelUnavailable` (transient) or `ModelRejected` (permanent), or
+    `inference.errors.UnknownModel` for an alias it does not serve; anything else it raises is
+    a bug and is treated as one."""
 
     async def complete(self, request: ChatRequest, on_delta: DeltaSink | None = None) -> ChatResult:
         """One chat completion; with `on_delta`, streamed, each piece of content passed to it."""

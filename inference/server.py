@@ -76,7 +76,20 @@ def create_inference_app(
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
+        """Liveness: the process serves HTTP."""
         return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    def readyz() -> dict[str, Any] | JSONResponse:
+        """Readiness: the engine (which decoded at start-up) is running; 503 once it is not."""
+        stats = engine.stats()
+        body = {"model": engine.model_id, "waiting": stats.waiting, "running": stats.running}
+        if not stats.alive:
+            message = "the inference engine has stopped"
+            return JSONResponse(
+                {"error": {"type": "unavailable", "message": message}, **body}, status_code=503
+            )
+        return {"status": "ready", **body}
 
     @app.get("/metrics")
     def prometheus() -> Response:

@@ -1,6 +1,11 @@
 """Core memory blocks (as in Letta): labelled text an agent always sees, per agent or per
 (agent, user), with a character limit and an append-only version history. The SQL for blocks
-lives here."""
+lives here.
+
+An edit may carry an `edit_key` (the agent's tool calls pass their idempotency key): the
+version it writes records the key, and an edit that comes back with a key the block already
+holds (a tool call run again after a crash) changes nothing and returns the block as it is.
+"""
 
 from __future__ import annotations
 
@@ -98,6 +103,18 @@ def _locked(
     ).one_or_none()
 
 
+def _applied(session: Session, row: MemoryBlock, edit_key: str | None) -> bool:
+    """Whether the block already holds a version written by the edit with this key."""
+    if edit_key is None:
+        return False
+    found = session.scalar(
+        select(MemoryBlockVersion.version).where(
+            MemoryBlockVersion.block_id == row.id, MemoryBlockVersion.edit_key == edit_key
+        )
+    )
+    return found is not None
+
+
 def set_block(
     session: Session,
     tenant_id: uuid.UUID,
@@ -109,12 +126,16 @@ def set_block(
     char_limit: int | None = None,
     default_limit: int,
     author: str = "api",
+    edit_key: str | None = None,
 ) -> Block:
     """Create the block or give it a new value (and limit); a change adds a history version.
 
-    Writing the same value and limit again is a no-op that keeps the version."""
+    Writing the same value and limit again is a no-op that keeps the version; so is an edit
+    whose `edit_key` the block already holds."""
     validate_label(label)
     row = _locked(session, tenant_id, agent_id, label, user_id)
+    if row is not None and _applied(session, row, edit_key):
+        return _public(row)
     if char_limit is not None:
         limit = char_limit
     else:
@@ -145,6 +166,7 @@ def set_block(
             value=value,
             char_limit=limit,
             author=author,
+            edit_key=edit_key,
         )
     )
     session.flush()
@@ -161,11 +183,15 @@ def append_to_block(
     *,
     user_id: str | None = None,
     author: str = "agent",
+    edit_key: str | None = None,
 ) -> Block:
-    """Add a line to an existing block (the agent's `core_memory_append` tool)."""
+    """Add a line to an existing block (the agent's `core_memory_append` tool); once per
+    `edit_key`."""
     row = _locked(session, tenant_id, agent_id, label, user_id)
     if row is None:
         raise NotFound("block", label)
+    if _applied(session, row, edit_key):
+        return _public(row)
     value = f"{row.value}\n{text}" if row.value else text
     return set_block(
         session,
@@ -176,6 +202,7 @@ def append_to_block(
         user_id=user_id,
         default_limit=row.char_limit,
         author=author,
+        edit_key=edit_key,
     )
 
 
@@ -189,11 +216,15 @@ def replace_in_block(
     *,
     user_id: str | None = None,
     author: str = "agent",
+    edit_key: str | None = None,
 ) -> Block:
-    """Replace every occurrence of `old` (the agent's `core_memory_replace` tool)."""
+    """Replace every occurrence of `old` (the agent's `core_memory_replace` tool); once per
+    `edit_key` (a replace run again would no longer find `old`)."""
     row = _locked(session, tenant_id, agent_id, label, user_id)
     if row is None:
         raise NotFound("block", label)
+    if _applied(session, row, edit_key):
+        return _public(row)
     if not old or old not in row.value:
         raise UserError(f"text to replace not found in block {label!r}", param="old")
     return set_block(
@@ -205,6 +236,7 @@ def replace_in_block(
         user_id=user_id,
         default_limit=row.char_limit,
         author=author,
+        edit_key=edit_key,
     )
 
 

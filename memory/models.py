@@ -98,4 +98,6 @@ class MemoryBlockVersion(Base):
     value: Mapped[str] = mapped_column(Text)
     char_limit: Mapped[int]
     author: Mapped[str] = mapped_column(String(64))
+    edit_key: Mapped[str | None] = mapped_column(Text)
+    """Idempotency key of the tool call that wrote it (migration 0009); None for others."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -153,7 +153,7 @@ class MemoryStore:
                 vector_depth=vector_depth,
                 context_text_weight=chosen.context_text_weight,
                 ef_search=max(self.settings.memory_ef_search, vector_depth),
-                common_words=self._common_words.over(chosen.common_postings),
+                common_words=self._common_words.over(tenant_id, chosen.common_postings),
             )
 
     def get(self, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> MemoryRecord:
@@ -239,11 +239,19 @@ class MemoryStore:
         *,
         user_id: str | None = None,
         author: str = "agent",
+        edit_key: str | None = None,
     ) -> blocks.Block:
-        """Append a line to a block (the agent's core_memory_append)."""
+        """Append a line to a block (the agent's core_memory_append); once per `edit_key`."""
         with transaction(self.engine) as session:
             return blocks.append_to_block(
-                session, tenant_id, agent_id, label, text, user_id=user_id, author=author
+                session,
+                tenant_id,
+                agent_id,
+                label,
+                text,
+                user_id=user_id,
+                author=author,
+                edit_key=edit_key,
             )
 
     def replace_in_block(
@@ -256,11 +264,20 @@ class MemoryStore:
         *,
         user_id: str | None = None,
         author: str = "agent",
+        edit_key: str | None = None,
     ) -> blocks.Block:
-        """Replace text in a block (the agent's core_memory_replace)."""
+        """Replace text in a block (the agent's core_memory_replace); once per `edit_key`."""
         with transaction(self.engine) as session:
             return blocks.replace_in_block(
-                session, tenant_id, agent_id, label, old, new, user_id=user_id, author=author
+                session,
+                tenant_id,
+                agent_id,
+                label,
+                old,
+                new,
+                user_id=user_id,
+                author=author,
+                edit_key=edit_key,
             )
 
     def get_block(

@@ -300,18 +300,24 @@ def record_access(session: Session, tenant_id: uuid.UUID, counts: Mapping[uuid.U
     )
 
 
-def word_postings(session: Session) -> list[tuple[str, float]]:
-    """The commonest lexemes of `search_tsv` with the number of memories (of all tenants) the
-    statistics estimate to hold each: pg_stats' most common elements (ANALYZE keeps up to ten
-    times the statistics target) times the table's rows. Empty before the first ANALYZE."""
+_TENANT_WORDS = text(
+    "WITH sample AS (SELECT search_tsv FROM memories WHERE tenant_id = :tenant LIMIT :sample), "
+    "scale AS (SELECT (SELECT count(*) FROM memories WHERE tenant_id = :tenant)::float8 "
+    "/ greatest((SELECT count(*) FROM sample), 1) AS factor) "
+    "SELECT w.lexeme, count(*) * scale.factor FROM sample "
+    "CROSS JOIN LATERAL unnest(sample.search_tsv) AS w(lexeme, positions, weights) "
+    "CROSS JOIN scale GROUP BY w.lexeme, scale.factor ORDER BY count(*) DESC, w.lexeme LIMIT :most"
+)
+
+
+def word_postings(
+    session: Session, tenant_id: uuid.UUID, *, sample: int, most: int
+) -> list[tuple[str, float]]:
+    """The `most` commonest lexemes of one tenant's `search_tsv`, each with the number of that
+    tenant's memories estimated to hold it: counted in up to `sample` of its memories, scaled
+    to all of them. Nothing of another tenant counts (the table-wide pg_stats would let one
+    tenant's words change which words select candidates in another's searches)."""
     rows = session.execute(
-        text(
-            "SELECT s.lexeme, s.freq * greatest(c.reltuples, 0) "
-            "FROM pg_class AS c, pg_stats AS p, "
-            "unnest(CAST(CAST(p.most_common_elems AS text) AS text[]), "
-            "p.most_common_elem_freqs) AS s(lexeme, freq) "
-            "WHERE c.oid = CAST('memories' AS regclass) AND p.schemaname = current_schema() "
-            "AND p.tablename = 'memories' AND p.attname = 'search_tsv' AND s.lexeme IS NOT NULL"
-        )
+        _TENANT_WORDS, {"tenant": tenant_id, "sample": sample, "most": most}
     ).all()
     return [(str(lexeme), float(count)) for lexeme, count in rows]

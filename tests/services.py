@@ -48,25 +48,65 @@ def _stop(process: subprocess.Popen[bytes], *, kill: bool = False) -> None:
             process.wait(5)
 
 
+class InferenceServer:
+    """`agentmill inference` (the real bundled model) as a child process, so a native crash
+    fails the tests that used it, with its signal, instead of killing pytest."""
+
+    def __init__(
+        self, log_dir: Path, home: Path, *, port: int | None = None, **settings: str
+    ) -> None:
+        self.port = port or free_port()
+        self.log = log_dir / f"inference-{self.port}.log"
+        env = {**os.environ, "AGENTMILL_HOME": str(home)}
+        env.update({f"AGENTMILL_{name.upper()}": value for name, value in settings.items()})
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "inference", "--port", str(self.port)],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.base = f"http://127.0.0.1:{self.port}"
+        """The server's root URL (…/v1 is the OpenAI base)."""
+        try:
+            _wait_http(self.base + "/readyz", self.process, 120)
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}\n{self.output()}") from None
+
+    def output(self) -> str:
+        """What the server logged."""
+        return self.log.read_text(errors="replace")
+
+    def check_alive(self) -> None:
+        """Fail (with the signal that killed it) when the server process has died."""
+        code = self.process.poll()
+        if code is not None:
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"status {code}"
+            pytest.fail(f"the inference server died with {how}:\n{self.output()[-3000:]}")
+
+    def stop(self) -> None:
+        """SIGTERM it (SIGKILL if it lingers)."""
+        _stop(self.process)
+
+
 @pytest.fixture(scope="session")
-def inference_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL (…/v1) of `agentmill inference` serving the bundled model."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("inference") / "server.log").open("wb")
-    env = {**os.environ, "AGENTMILL_HOME": str(tmp_path_factory.mktemp("inference-home"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "inference", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+def inference_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InferenceServer]:
+    """The bundled model served by a child `agentmill inference` (4 slots of 2048 tokens)."""
+    server = InferenceServer(
+        tmp_path_factory.mktemp("inference"),
+        tmp_path_factory.mktemp("inference-home"),
+        inference_context="2048",
     )
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", process, 120)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        _stop(process)
-        log.close()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def inference_url(inference_server: InferenceServer) -> str:
+    """Base URL (…/v1) of `agentmill inference` serving the bundled model."""
+    return inference_server.base + "/v1"
 
 
 @pytest.fixture

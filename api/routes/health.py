@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-from api.deps import EngineDep
-from core.db import ping
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from api.readiness import Readiness
 from core.web.errors import error_responses
 
 router = APIRouter(tags=["health"])
+
+
+def get_readiness(request: Request) -> Readiness:
+    """The app's component checker."""
+    readiness: Readiness = request.app.state.readiness
+    return readiness
 
 
 @router.get("/healthz")
@@ -17,8 +25,16 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=error_responses(503))
-def readyz(engine: EngineDep) -> dict[str, str]:
-    """The database answers; 503 (error envelope) when it does not."""
-    ping(engine)
-    return {"status": "ready"}
+@router.get("/readyz", responses=error_responses(503), response_model=None)
+def readyz(
+    readiness: Annotated[Readiness, Depends(get_readiness)],
+) -> dict[str, Any] | JSONResponse:
+    """Each component (database, broker, inference, workers); 200 while the database answers
+    (status "ready", or "degraded" naming what is down), 503 with the error envelope when it
+    does not."""
+    report = readiness.report()
+    body = {"status": report.status, "components": report.components}
+    if not report.database_ok:
+        error = {"type": "unavailable", "message": "the database does not answer"}
+        return JSONResponse({"error": error, **body}, status_code=503, headers={"Retry-After": "5"})
+    return body

@@ -3,6 +3,8 @@ session, an executor over a scripted model, and helpers to create runs."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,17 +23,24 @@ from agents.portal import Portal
 from agents.records import ChatSession, Event, MemoryPolicy, Run, Step
 from agents.tools import ToolRegistry
 from core.config import Settings
-from core.db import transaction
+from core.db import create_db_engine, transaction
 from core.tenants import ensure_tenant
 from inference.model_client import ModelClient
 from memory.embedder import HashingEmbedder
 from memory.service import MemoryStore
+from tests.agents.pg_proxy import PgProxy
 
 
 @pytest.fixture
 def loop_settings(tmp_path: Path, database_url: str) -> Settings:
     """Short leases so that tests of lapsed leases are quick."""
-    return Settings(home=tmp_path / "home", database_url=database_url, run_lease_s=2.0)
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        run_lease_s=2.0,
+        model_retry_s=1.0,
+        db_retry_s=5.0,
+    )
 
 
 @pytest.fixture
@@ -64,10 +73,13 @@ class World:
     sent: Sent
     registry: ToolRegistry
 
-    def executor(self, model: ModelClient, owner: str = "test-worker") -> RunExecutor:
-        """An executor over `model` with this world's services."""
+    def executor(
+        self, model: ModelClient, owner: str = "test-worker", *, engine: Engine | None = None
+    ) -> RunExecutor:
+        """An executor over `model` with this world's services (on `engine`, when given: one
+        through a PgProxy, to cut its database off)."""
         services = Services(
-            engine=self.engine,
+            engine=engine or self.engine,
             model=model,
             tools=self.registry,
             portal=self.portal,
@@ -164,3 +176,20 @@ def new_world(engine: Engine, loop_settings: Settings, portal: Portal) -> Iterat
 def world(new_world: WorldFactory) -> World:
     """A world with the built-in and memory tools."""
     return new_world()
+
+
+@pytest.fixture
+def pg_proxy(database_url: str) -> Iterator[PgProxy]:
+    """A proxy in front of the test's database (a short directory: socket paths are limited)."""
+    directory = Path(tempfile.mkdtemp(prefix="pgp", dir="/tmp"))
+    with PgProxy(database_url, directory) as proxy:
+        yield proxy
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def proxied_engine(pg_proxy: PgProxy) -> Iterator[Engine]:
+    """An engine whose connections go through `pg_proxy` (already migrated: same database)."""
+    eng = create_db_engine(pg_proxy.url, connect_timeout_s=1)
+    yield eng
+    eng.dispose()

@@ -11,9 +11,14 @@ from sqlalchemy import select
 
 from agents import batch_store, batches, run_store
 from agents.batch_store import settle
+from agents.context import ToolContext
+from agents.errors import INTERNAL_ERROR_MESSAGE
 from agents.models import BatchItemRow
 from agents.records import Batch, BatchItem, NewBatchItem
+from agents.records import Usage as StepUsage
+from agents.run_store import StepWrite
 from agents.sweeper import sweep_once
+from agents.tools import tool
 from core.db import transaction
 from core.errors import NotFound
 from inference.model_client import ChatResult, Usage
@@ -88,11 +93,12 @@ def test_the_policy_retries_only_retryable_failures_while_attempts_remain() -> N
 
     assert outcome("succeeded", None) == "succeeded"
     assert outcome("cancelled", None) == "cancelled"
-    for retryable in ("model_error", "worker_lost", "internal_error"):
+    for retryable in ("worker_lost", "internal_error"):
         assert outcome("failed", retryable) == "pending"
         assert outcome("failed", retryable, attempts=2) == "failed"
         assert outcome("failed", retryable, cancel=True) == "failed"
-    for final in ("invalid_model_output", "configuration_error"):
+    # A model error is a rejection that would repeat (an outage never fails a run).
+    for final in ("invalid_model_output", "configuration_error", "model_error"):
         assert outcome("failed", final) == "failed"
     assert outcome("incomplete", "max_steps") == "failed"
 
@@ -147,7 +153,7 @@ def test_a_running_item_counts_as_running(world: World) -> None:
 
 def test_a_retryable_failure_is_retried_in_a_new_run_then_recorded(world: World) -> None:
     batch, started = create(world, 1, concurrency=1, max_attempts=2)
-    model = ScriptedModel([ConnectionError("provider down"), ConnectionError("still down")])
+    model = ScriptedModel([RuntimeError("a bug"), RuntimeError("the bug again")])
 
     executor = world.executor(model)
     executor.execute(world.sent.runs.pop(0))
@@ -156,15 +162,15 @@ def test_a_retryable_failure_is_retried_in_a_new_run_then_recorded(world: World)
     (item,) = items(world, batch.id)
     assert (item.status, item.attempts, item.run_id) == ("queued", 2, retry)
     assert item.error is not None
-    assert item.error["type"] == "model_error"
+    assert item.error["type"] == "internal_error"
     assert world.run(retry).session_id != world.run(started[0]).session_id  # a fresh session
+    assert world.run(retry).previous_run_id == started[0]
 
     drain(world, model)
     (result,) = results(world, batch.id)
     assert (result.status, result.attempts, result.run_id) == ("failed", 2, retry)
     assert result.error is not None
-    assert result.error["type"] == "model_error"
-    assert "still down" in result.error["message"]
+    assert result.error == {"type": "internal_error", "message": INTERNAL_ERROR_MESSAGE}
     done = get(world, batch.id)
     assert done.status == "completed"
     assert done.counts.failed == 1
@@ -172,12 +178,93 @@ def test_a_retryable_failure_is_retried_in_a_new_run_then_recorded(world: World)
 
 def test_a_retry_that_succeeds_keeps_the_usage_of_both_attempts(world: World) -> None:
     batch, _ = create(world, 1, concurrency=1)
-    drain(world, ScriptedModel([ConnectionError("blip"), answer("fine", 7, 3)]))
+    drain(world, ScriptedModel([RuntimeError("blip"), answer("fine", 7, 3)]))
 
     (result,) = results(world, batch.id)
     assert (result.status, result.output, result.attempts) == ("succeeded", "fine", 2)
     assert result.error is None
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (7, 3)
+
+
+def test_a_retry_continues_its_predecessor_and_never_repeats_a_tool_effect(
+    new_world: WorldFactory,
+) -> None:
+    effects: list[str | None] = []
+
+    def send_email(ctx: ToolContext, to: str) -> str:
+        """Send an email.
+
+        Args:
+            to: Address.
+        """
+        effects.append(ctx.idempotency_key)
+        return f"sent to {to}"
+
+    world = new_world(extra_tools=[send_email])
+    batch, (first,) = create(world, 1, concurrency=1, max_attempts=2)
+    model = ScriptedModel(
+        [
+            tool_calls_reply(("send_email", {"to": "ann@example.com"})),
+            RuntimeError("a bug after the email went out"),
+            answer("emailed ann"),
+        ]
+    )
+    drain(world, model)
+
+    (result,) = results(world, batch.id)
+    assert (result.status, result.output, result.attempts) == ("succeeded", "emailed ann", 2)
+    assert effects == [f"{first}:1:call_1"]  # once, by the first run
+    retry = world.run(result.run_id or first)
+    assert (retry.previous_run_id, retry.lineage) == (first, first)
+    (step1, step2) = world.steps(retry.id)
+    assert (step1.tool_calls[0].result, step2.decision) == ("sent to ann@example.com", "final")
+    # The retry's first model call saw the email's result: it continued, it did not restart.
+    assert model.requests[2].messages[-1]["content"] == "sent to ann@example.com"
+    queued = world.events(retry.id)[0]
+    assert (queued.type, queued.data["previous_run_id"]) == ("run.queued", str(first))
+
+
+def test_a_retry_treats_a_call_its_predecessor_left_unfinished_by_its_policy(
+    new_world: WorldFactory,
+) -> None:
+    keys: list[str | None] = []
+
+    def charge(ctx: ToolContext, cents: int) -> str:
+        """Charge a card (the provider dedupes by idempotency key).
+
+        Args:
+            cents: Amount.
+        """
+        keys.append(ctx.idempotency_key)
+        return f"charged {cents}"
+
+    world = new_world(extra_tools=[tool(charge, idempotent=True)])
+    world.update_agent(max_steps=5)
+    batch, (first,) = create(world, 1, concurrency=1, max_attempts=2)
+    with transaction(world.engine) as session:  # the first run's worker died mid-call, for good
+        run_store.claim(session, first, "dead", lease_s=30)
+        row = run_store.owned(session, first, "dead")
+        calls = (("c1", "charge", '{"cents": 100}'),)
+        output = {"content": None, "tool_calls": [{"id": "c1", "name": "charge", "arguments": ""}]}
+        step = StepWrite(1, [], output, "tools", 0, StepUsage(), 1.0, calls)
+        run_store.record_step(session, row, step)
+        run_store.mark_started(session, first, 1, "c1")
+        run_store.finish(
+            session,
+            row,
+            "failed",
+            stop_reason="worker_lost",
+            error={"type": "worker_lost", "message": "gone"},
+        )
+    world.sent.runs.clear()
+    assert batches.advance(world.engine, batch.id, world.sent.runs.append) == 1
+    drain(world, ScriptedModel([answer("charged once")]))
+
+    (result,) = results(world, batch.id)
+    assert (result.status, result.attempts) == ("succeeded", 2)
+    assert keys == [f"{first}:1:c1"]  # re-run (idempotent) under the lineage's key
+    (call,) = world.steps(result.run_id or first)[0].tool_calls
+    assert (call.result, call.starts) == ("charged 100", 2)
 
 
 def test_failures_that_would_repeat_are_not_retried(world: World) -> None:

@@ -20,7 +20,8 @@ from agents.records import MemoryPolicy, Usage
 from agents.run_store import StepWrite
 from core.config import Settings
 from core.db import transaction
-from inference.model_client import ChatRequest, ChatResult, DeltaSink
+from inference.errors import UnknownModel
+from inference.model_client import ChatRequest, ChatResult, DeltaSink, ModelRejected
 from inference.testing import ScriptedModel, text_reply, tool_calls_reply
 from tests.agents.conftest import World, WorldFactory
 
@@ -122,14 +123,27 @@ def test_max_steps_ends_the_run_incomplete(world: World) -> None:
     assert model.remaining == 0
 
 
-def test_a_model_error_fails_the_run_not_the_worker(world: World) -> None:
+def test_a_rejected_model_call_fails_the_run_not_the_worker(world: World) -> None:
     run = world.message("hi")
-    model = ScriptedModel([ConnectionError("provider down")])
+    model = ScriptedModel([ModelRejected("authentication")])
     world.executor(model).execute(run.id)
 
     done = world.run(run.id)
     assert done.status == "failed"
-    assert done.error == {"type": "model_error", "message": "ConnectionError: provider down"}
+    assert done.error == {
+        "type": "model_error",
+        "message": "the model server refused the configured credentials",
+    }
+
+
+def test_an_unknown_model_alias_fails_the_run_naming_it(world: World) -> None:
+    world.update_agent(model="gpt-none")
+    run = world.message("hi")
+    world.executor(ScriptedModel([UnknownModel("gpt-none", ["local"])])).execute(run.id)
+    assert world.run(run.id).error == {
+        "type": "model_error",
+        "message": "the agent's model 'gpt-none' is not served by this installation",
+    }
 
 
 def test_a_finished_or_held_run_is_not_executed_again(world: World) -> None:

@@ -15,6 +15,7 @@ from agents import agent_store, run_store
 from agents.events import read_events
 from agents.queue import RunQueue, make_celery
 from agents.records import MemoryPolicy, Run
+from agents.tool_runner import OUTCOME_UNKNOWN
 from core.config import Settings
 from core.db import transaction
 from core.tenants import ensure_tenant
@@ -114,14 +115,18 @@ def test_a_killed_worker_is_replaced_and_no_tool_call_runs_twice(
     assert done.finished
     assert done.attempts >= 2
     lines = [line.split() for line in record.read_text().splitlines()]
+    started = Counter(call for kind, call, _ in lines if kind == "start")
     finished = Counter(call for kind, call, _ in lines if kind == "done")
-    assert finished, lines
-    assert all(count == 1 for count in finished.values()), lines
+    assert all(count == 1 for count in started.values()), lines  # never started twice
     with transaction(engine) as session:
         steps = run_store.load_steps(session, run.id)
         events = read_events(session, tenant_id, run.id)
-    call_ids = [c.call_id for s in steps for c in s.tool_calls]
-    assert set(finished) == set(call_ids)  # every persisted call's effect happened, once
+    calls = {c.call_id: c for s in steps for c in s.tool_calls}
+    assert set(started) <= set(calls)
+    for call_id in started:  # slow_record is not idempotent: the killed call is not re-run
+        expected = "recorded" if call_id in finished else OUTCOME_UNKNOWN
+        assert calls[call_id].result == expected, (call_id, lines)
+    assert any(call_id not in finished for call_id in started), lines  # one was cut short
     assert [e.seq for e in events] == list(range(1, len(events) + 1))  # nothing lost
     per_call = Counter(
         (e.type, e.data["call_id"]) for e in events if e.type in ("tool.call", "tool.result")

@@ -1,7 +1,14 @@
-"""Fixtures: the real bundled model on llama.cpp, and a tiny random llama for transformers."""
+"""Fixtures: the real bundled model on llama.cpp in a child server, and a tiny random llama for
+transformers.
+
+llama.cpp runs in child processes here (`inference_server`, `run_in_child`): a native crash
+then fails the tests that used it, naming the signal, instead of killing the whole suite."""
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +17,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from inference.chat import CHATML
-from inference.llama_engine import LlamaEngine
+from tests.services import InferenceServer
 
 CORPUS = [
     "The weather in Paris is sunny today; in Rome it rains. Héllo wörld, ça va? ✓ 日本",
@@ -19,10 +26,30 @@ CORPUS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def llama_engine() -> LlamaEngine:
-    """The bundled SmolLM2 on llama.cpp with 4 slots (closed by the server that serves it)."""
-    return LlamaEngine(slots=4, context_per_slot=2048)
+@pytest.fixture(autouse=True)
+def _inference_server_survives(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used the shared child server: fail it if the server died."""
+    yield
+    if "inference_server" in request.fixturenames:
+        server: InferenceServer = request.getfixturevalue("inference_server")
+        server.check_alive()
+
+
+def run_in_child(target: Callable[..., None], *args: object, timeout_s: float = 120) -> None:
+    """Run `target(*args)` in a fresh interpreter; fail with its exit signal or status if it
+    does not return cleanly (`target` must be a module-level function)."""
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    process.start()
+    process.join(timeout_s)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        pytest.fail(f"{target.__name__} did not finish in {timeout_s:.0f}s")
+    code = process.exitcode
+    assert code is not None
+    if code < 0:
+        pytest.fail(f"{target.__name__} was killed by {signal.Signals(-code).name}")
+    assert code == 0, f"{target.__name__} failed in its child process (status {code})"
 
 
 @pytest.fixture(scope="session")

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from core.config import Settings
-from core.web.threaded import free_port, serve_in_thread
+from core.web.threaded import free_port
 from inference.bundled import BUNDLED_MODEL_ID
 from inference.client import RouterClient
 from inference.errors import UnknownModel
-from inference.llama_engine import LlamaEngine
 from inference.model_client import ChatRequest
-from inference.server import create_inference_app
+from tests.services import InferenceServer
 
 ADD: Any = {
     "type": "function",
@@ -32,10 +30,8 @@ ADD: Any = {
 
 
 @pytest.fixture(scope="module")
-def local_url() -> Iterator[str]:
-    engine = LlamaEngine(slots=2, context_per_slot=1024)
-    with serve_in_thread(create_inference_app(engine)) as url:
-        yield url + "/v1"
+def local_url(inference_server: InferenceServer) -> str:
+    return inference_server.base + "/v1"
 
 
 def _client(local_url: str, models: dict[str, Any] | None = None) -> RouterClient:

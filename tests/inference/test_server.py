@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,9 +17,10 @@ from openai import OpenAI
 
 from core.web.threaded import serve_in_thread
 from inference.bundled import BUNDLED_MODEL_ID
-from inference.embeddings import BundledEmbeddings
 from inference.llama_engine import LlamaEngine
 from inference.server import create_inference_app
+from tests.inference.conftest import run_in_child
+from tests.services import InferenceServer
 
 MODEL = BUNDLED_MODEL_ID
 WEATHER: Any = {
@@ -51,10 +53,12 @@ ADD: Any = {
 }
 
 
+CONTEXT = 2048  # per request, as the shared `inference_server` is configured
+
+
 @pytest.fixture(scope="module")
-def base_url(llama_engine: LlamaEngine) -> Iterator[str]:
-    with serve_in_thread(create_inference_app(llama_engine, BundledEmbeddings())) as url:
-        yield url
+def base_url(inference_server: InferenceServer) -> str:
+    return inference_server.base
 
 
 @pytest.fixture(scope="module")
@@ -411,12 +415,12 @@ def test_bad_requests(base_url: str, body: dict[str, object], status: int, fragm
     assert fragment in error["message"] or fragment == error.get("param")
 
 
-def test_prompt_too_long_names_both_counts(base_url: str, llama_engine: LlamaEngine) -> None:
+def test_prompt_too_long_names_both_counts(base_url: str) -> None:
     body = {"model": MODEL, "messages": [{"role": "user", "content": "word " * 3000}]}
     response = httpx.post(base_url + "/v1/chat/completions", json=body, timeout=30)
     assert response.status_code == 400
     message = response.json()["error"]["message"]
-    assert str(llama_engine.context_tokens) in message
+    assert str(CONTEXT) in message
     assert "prompt is" in message
 
 
@@ -459,10 +463,16 @@ def test_metrics_count_requests_and_tokens(base_url: str, client: OpenAI) -> Non
         assert name in text
 
 
-def test_full_queue_gets_429() -> None:
-    engine = LlamaEngine(slots=1, context_per_slot=512, max_waiting=1)
-    app = create_inference_app(engine)
-    with serve_in_thread(app) as url:
+def test_full_queue_gets_429(tmp_path: Path) -> None:
+    server = InferenceServer(
+        tmp_path,
+        tmp_path,
+        inference_slots="1",
+        inference_context="512",
+        inference_max_waiting="1",
+    )
+    try:
+        url = server.base
         body = {"model": MODEL, "messages": _user("Write a long poem."), "max_tokens": 300}
 
         async def burst() -> list[int]:
@@ -477,9 +487,13 @@ def test_full_queue_gets_429() -> None:
                 return [(await first).status_code, (await second).status_code, third.status_code]
 
         assert asyncio.run(burst()) == [200, 200, 429]
+        server.check_alive()
+    finally:
+        server.stop()
 
 
-def test_engine_failure_mid_stream_is_reported_in_the_stream() -> None:
+def _engine_stops_mid_stream() -> None:
+    # In a child process (run_in_child): it runs llama.cpp in this interpreter.
     engine = LlamaEngine(slots=1, context_per_slot=512)
     with serve_in_thread(create_inference_app(engine)) as url:
         body = {
@@ -497,3 +511,7 @@ def test_engine_failure_mid_stream_is_reported_in_the_stream() -> None:
     assert rest
     assert '"error"' in rest[-1]
     assert "engine stopped" in rest[-1]
+
+
+def test_engine_failure_mid_stream_is_reported_in_the_stream() -> None:
+    run_in_child(_engine_stops_mid_stream)

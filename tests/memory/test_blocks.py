@@ -108,3 +108,30 @@ def test_blocks_are_tenant_scoped(memory: MemoryStore, engine: Engine, agent: uu
     theirs_block = memory.set_block(theirs, agent, "persona", "their own")
     assert theirs_block.version == 1
     assert memory.get_block(mine, agent, "persona").value == "secret persona"
+
+
+def test_an_edit_applied_again_with_its_key_changes_nothing(
+    memory: MemoryStore, tenant: uuid.UUID, agent: uuid.UUID
+) -> None:
+    memory.set_block(tenant, agent, "human", "Name: Ada")
+    once = memory.append_to_block(tenant, agent, "human", "Likes tea", edit_key="run:1:c1")
+    twice = memory.append_to_block(tenant, agent, "human", "Likes tea", edit_key="run:1:c1")
+    assert once.value == twice.value == "Name: Ada\nLikes tea"
+    assert twice.version == once.version == 2
+    # Another call with the same text is another edit: it applies.
+    other = memory.append_to_block(tenant, agent, "human", "Likes tea", edit_key="run:2:c1")
+    assert other.value == "Name: Ada\nLikes tea\nLikes tea"
+
+    replaced = memory.replace_in_block(tenant, agent, "human", "Ada", "Ada L.", edit_key="r:1:c2")
+    # Run again without its key it would apply twice ("Ada L. L."); with it, nothing changes.
+    again = memory.replace_in_block(tenant, agent, "human", "Ada", "Ada L.", edit_key="r:1:c2")
+    assert again == replaced
+    assert replaced.value.startswith("Name: Ada L.\n")
+    # A key seen on an earlier version still dedupes after later edits.
+    assert memory.append_to_block(tenant, agent, "human", "x", edit_key="run:1:c1") == again
+    versions = memory.block_history(tenant, agent, "human")
+    assert [v.version for v in versions] == [1, 2, 3, 4]
+    # Without a key, every append applies (the REST API and other callers).
+    memory.append_to_block(tenant, agent, "human", "y")
+    memory.append_to_block(tenant, agent, "human", "y")
+    assert memory.get_block(tenant, agent, "human").value.endswith("\ny\ny")
