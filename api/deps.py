@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -17,8 +18,11 @@ from api.events_hub import EventHub
 from core.config import Settings
 from core.db import transaction
 from core.errors import AuthenticationError, NotFound, TooManyRequests
-from core.tenants import Principal, authenticate
-from core.web.rate_limit import STATE_KEY, RateLimiter
+from core.tenants import Principal, authenticate, parse_presented
+from core.web.auth_guard import AuthGuard, client_key
+from core.web.concurrency import ConcurrencyLimit
+from core.web.rate_limit import STATE_KEY, Limiter
+from core.web.redis_rate_limit import RedisRateLimiter
 from memory.service import MemoryStore
 
 
@@ -92,14 +96,75 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def get_principal(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> Principal:
-    """Authenticate the request's bearer key (401 when it is missing, malformed or invalid),
-    then spend one request of its tenant's rate limit (429 with Retry-After when none is left).
-    Every authenticated route depends on this once, so a request counts once, a stream too."""
-    token = _bearer_token(request)
-    with transaction(engine) as session:
-        principal = authenticate(session, token)
-    limiter: RateLimiter = request.app.state.rate_limiter
+@dataclass(frozen=True)
+class Guards:
+    """The process's limits on its callers, from the settings."""
+
+    auth: AuthGuard
+    """Key cache and failed-authentication limit per client address."""
+    followers: ConcurrencyLimit
+    """Open event streams and waits, per tenant and in all."""
+    rate_limiter: Limiter
+    """Requests per tenant: shared through Redis when configured, else the app's own."""
+
+    @classmethod
+    def build(cls, settings: Settings, rate_limiter: Limiter) -> Guards:
+        """The guards of `settings`; `rate_limiter` is used unless Redis shares the buckets."""
+        shared = settings.shared_rate_limit_url
+        if shared is not None:
+            rate_limiter = RedisRateLimiter(
+                shared, settings.rate_limit_per_minute, settings.rate_limit_burst
+            )
+        return cls(
+            auth=AuthGuard(
+                failures_per_minute=settings.auth_failures_per_minute,
+                ttl_s=settings.auth_cache_ttl_s,
+            ),
+            followers=ConcurrencyLimit(
+                per_key=settings.api_max_streams_per_tenant,
+                total=settings.api_max_streams,
+                what="open event streams and waits",
+            ),
+            rate_limiter=rate_limiter,
+        )
+
+
+_GUARDS_LOCK = threading.Lock()
+
+
+def get_guards(request: Request) -> Guards:
+    """The app's guards, built from its settings on first use (or set on `app.state.guards`)."""
+    state = request.app.state
+    guards: Guards | None = getattr(state, "guards", None)
+    if guards is None:
+        with _GUARDS_LOCK:
+            guards = getattr(state, "guards", None)
+            if guards is None:
+                guards = state.guards = Guards.build(state.settings, state.rate_limiter)
+    return guards
+
+
+def get_principal(
+    request: Request,
+    engine: Annotated[Engine, Depends(get_engine)],
+    guards: Annotated[Guards, Depends(get_guards)],
+) -> Principal:
+    """Authenticate the request's bearer key (401 when it is missing, malformed or invalid;
+    429 when its address failed too often), then spend one request of its tenant's rate limit
+    (429 with Retry-After when none is left). Every authenticated route depends on this once,
+    so a request counts once, a stream too. Known keys come from a brief cache."""
+    token = _bearer_token(request) or ""
+    parse_presented(token)  # missing or malformed: 401 before any lookup, nothing counted
+    hub: EventHub = request.app.state.events_hub
+    epoch = hub.key_epoch  # read before the lookup: a revocation during it invalidates it
+
+    def lookup(presented: str) -> Principal:
+        with transaction(engine) as session:
+            return authenticate(session, presented)
+
+    address = client_key(request.client.host if request.client is not None else None)
+    principal = guards.auth.authenticate(token, address, lookup, epoch)
+    limiter = guards.rate_limiter
     decision = limiter.take(principal.tenant_id)
     if decision is not None:
         setattr(request.state, STATE_KEY, decision)  # for the X-RateLimit-* headers
@@ -153,6 +218,7 @@ RunQueueDep = Annotated[RunSender, Depends(get_run_queue)]
 EventsHubDep = Annotated[EventHub, Depends(get_events_hub)]
 MemoryDep = Annotated[MemoryStore, Depends(get_memory)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+GuardsDep = Annotated[Guards, Depends(get_guards)]
 AgentId = Annotated[uuid.UUID, Depends(agent_id)]
 SessionId = Annotated[uuid.UUID, Depends(session_id)]
 RunId = Annotated[uuid.UUID, Depends(run_id)]

@@ -1,4 +1,5 @@
-"""One LISTEN connection per API process that wakes whoever follows a run.
+"""One LISTEN connection per API process that wakes whoever follows a run, and tells the key
+cache when a key is revoked.
 
 Workers append run events with `pg_notify(agentmill_run_events, '<run_id>:<seq>')` in the
 transaction that writes them (agents/events.py). The hub holds one autocommit psycopg
@@ -7,6 +8,13 @@ run. A notification only says "look again": followers always re-read the table, 
 depends on the payload or on every notification arriving. When the connection drops, the hub
 wakes everyone (they may have missed something) and reconnects with backoff; followers also
 re-read on their own every second or so, so a lost notification costs at most that delay.
+
+The same connection listens for key revocations (core.tenants.KEY_REVOKED_CHANNEL): each one,
+and each (re)connect, moves `key_epoch` on, and the key cache (core.web.auth_guard) trusts only
+lookups made at the current epoch; while the connection is down there is no epoch at all.
+
+Followers' reads go through `read`, at most FOLLOWER_READS at a time, so however many streams
+are open they hold few of the API's pooled connections and the other requests keep the rest.
 """
 
 from __future__ import annotations
@@ -15,12 +23,14 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import psycopg
 from sqlalchemy import Engine
 
 from agents.events import NOTIFY_CHANNEL
+from core.tenants import KEY_REVOKED_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +39,10 @@ PING_EVERY_S = 30.0
 CONNECT_TIMEOUT_S = 10
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
+FOLLOWER_READS = 4
+"""Followers' database reads in flight at once (the API pool holds 10 connections)."""
+
+T = TypeVar("T")
 
 
 def libpq_url(engine: Engine) -> str:
@@ -68,8 +82,28 @@ class EventHub:
         self._channel = channel
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._reads: asyncio.Semaphore | None = None
+        self._epoch = 0
         self.connected = False
         """Whether the LISTEN connection is up right now."""
+
+    @property
+    def key_epoch(self) -> int | None:
+        """Moves on with every key revocation heard and every reconnect; None while the
+        connection is down (revocations may be missed: cache nothing)."""
+        return self._epoch if self.connected else None
+
+    def key_revoked(self, key_id: str) -> None:
+        """Handle a revocation notification: every cached key lookup is stale now."""
+        self._epoch += 1
+        log.info("API key %s revoked: key cache cleared", key_id)
+
+    async def read(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` in a worker thread, at most FOLLOWER_READS at a time (followers' reads)."""
+        if self._reads is None:
+            self._reads = asyncio.Semaphore(FOLLOWER_READS)
+        async with self._reads:
+            return await asyncio.to_thread(fn, *args)
 
     @property
     def waiting(self) -> int:
@@ -141,11 +175,16 @@ class EventHub:
             connect_timeout=CONNECT_TIMEOUT_S,
         ) as conn:
             await conn.execute(f'LISTEN "{self._channel}"')
+            await conn.execute(f'LISTEN "{KEY_REVOKED_CHANNEL}"')
+            self._epoch += 1  # before `connected`: no lookup from before the gap is trusted
             self.connected = True
             log.info("listening for run events on %s", self._channel)
             # Anything may have happened while the connection was down.
             self._wake_all()
             while True:
                 async for note in conn.notifies(timeout=PING_EVERY_S):
-                    self.notify(note.payload)
+                    if note.channel == KEY_REVOKED_CHANNEL:
+                        self.key_revoked(note.payload)
+                    else:
+                        self.notify(note.payload)
                 await conn.execute("SELECT 1")

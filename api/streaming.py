@@ -2,8 +2,9 @@
 
 Both subscribe to the run on the event hub first, then read the table, then sleep until woken
 or POLL_S passes, and read again: the table is the truth, notifications only cut the delay.
-The engine is synchronous, so each read runs in a worker thread (`asyncio.to_thread`); no
-thread is held while a follower sleeps.
+The engine is synchronous, so each read runs in a worker thread through the hub's read gate
+(`EventHub.read`, a few at a time); no thread is held while a follower sleeps. A follower holds
+a `Slot` of the process's stream caps (core.web.concurrency) from admission until it ends.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import Receive, Scope, Send
 
 from agents import run_store
 from agents.events import TERMINAL_TYPES, read_events
@@ -27,6 +29,7 @@ from agents.records import Event, Run
 from api.events_hub import EventHub
 from core.db import transaction
 from core.errors import NotFound
+from core.web.concurrency import Slot
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,7 @@ async def run_events(
     with hub.subscribe(run_id) as sub:
         while True:
             try:
-                batch = await asyncio.to_thread(_read, engine, tenant_id, run_id, after)
+                batch = await hub.read(_read, engine, tenant_id, run_id, after)
             except TRANSIENT_DB_ERRORS as exc:
                 # The client can reconnect with Last-Event-ID, but a database hiccup should
                 # not cost it a reconnect: keep the stream and try again. Anything else (a
@@ -105,15 +108,32 @@ async def run_events(
             await sub.wait(min(POLL_S, KEEPALIVE_S - idle_for))
 
 
+class _HeldStream(StreamingResponse):
+    """A streaming response that gives its slot back when it ends, however it ends (the body
+    finished, the client left, or the response never started)."""
+
+    def __init__(self, content: AsyncIterator[str], slot: Slot) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=SSE_HEADERS)
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
+
+
 def sse_response(
-    engine: Engine, hub: EventHub, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int
+    engine: Engine,
+    hub: EventHub,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    after: int,
+    *,
+    slot: Slot,
 ) -> StreamingResponse:
-    """A text/event-stream response of `run_events`."""
-    return StreamingResponse(
-        run_events(engine, hub, tenant_id, run_id, after),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
-    )
+    """A text/event-stream response of `run_events`, holding `slot` while it lasts."""
+    return _HeldStream(run_events(engine, hub, tenant_id, run_id, after), slot)
 
 
 async def wait_for_end(
@@ -130,7 +150,7 @@ async def wait_for_end(
     deadline = time.monotonic() + within_s
     with hub.subscribe(run_id) as sub:
         while True:
-            run = await fetch_run(engine, tenant_id, run_id)
+            run = await hub.read(_get_run, engine, tenant_id, run_id)
             remaining = deadline - time.monotonic()
             if run.finished or remaining <= 0 or (gone is not None and await gone()):
                 return run

@@ -15,6 +15,10 @@ from core import keys
 from core.errors import AuthenticationError, NotFound, UserError
 from core.models import ApiKey, Tenant
 
+KEY_REVOKED_CHANNEL = "agentmill_key_revoked"
+"""`revoke_key` notifies this channel (payload: the key id) in its transaction, so API
+processes drop the keys they cache the moment the revocation commits (api.events_hub)."""
+
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -81,7 +85,8 @@ def create_key(session: Session, tenant_id: uuid.UUID, name: str | None = None) 
 
 
 def revoke_key(session: Session, key: str) -> str:
-    """Revoke a key given its id or its whole token; return the key id. Idempotent."""
+    """Revoke a key given its id or its whole token; return the key id. Idempotent. API
+    processes hear of it on KEY_REVOKED_CHANNEL when the transaction commits."""
     parsed = keys.parse(key)
     key_id = parsed.key_id if parsed is not None else key
     revoked = session.scalar(
@@ -92,6 +97,7 @@ def revoke_key(session: Session, key: str) -> str:
     )
     if revoked is None:
         raise NotFound("api key", key_id)
+    session.execute(select(func.pg_notify(KEY_REVOKED_CHANNEL, str(revoked))))
     return str(revoked)
 
 
@@ -107,13 +113,20 @@ def list_keys(session: Session, tenant_name: str | None = None) -> list[KeyInfo]
     return [KeyInfo(*row) for row in session.execute(query)]
 
 
-def authenticate(session: Session, token: str | None) -> Principal:
-    """Resolve a presented key to its tenant, or raise `AuthenticationError`."""
+def parse_presented(token: str | None) -> keys.ParsedKey:
+    """The presented key split, or `AuthenticationError` when it is missing or not shaped like
+    a key (both decided without the database)."""
     if not token:
         raise AuthenticationError("missing API key: send the header 'Authorization: Bearer <key>'")
     parsed = keys.parse(token)
     if parsed is None:
         raise AuthenticationError("malformed API key")
+    return parsed
+
+
+def authenticate(session: Session, token: str | None) -> Principal:
+    """Resolve a presented key to its tenant, or raise `AuthenticationError`."""
+    parsed = parse_presented(token)
     row = session.execute(
         select(ApiKey.secret_hash, ApiKey.revoked_at, Tenant.id, Tenant.name)
         .join(Tenant, Tenant.id == ApiKey.tenant_id)

@@ -19,6 +19,11 @@ scope fell under half the threshold, and any left invalid by an interrupted buil
 is the registry: each index carries its scope as a JSON comment. A worker runs it periodically
 (agents.worker); an advisory lock keeps two workers from building at once.
 
+The slots are shared fairly between tenants: a tenant holds at most `max_per_tenant` of them,
+and they are handed out round by round (every tenant's largest scope, then every tenant's
+second largest, ...), so one tenant's many large scopes never take the slot of another
+tenant's largest one, and its searches stay as they were.
+
 The cost is on writes: a memory of an indexed scope is inserted into its scope's graphs as well
 as the table's (docs/memory.md, "Scope indexes")."""
 
@@ -43,6 +48,8 @@ COLUMNS = {"e": "embedding", "c": "context_embedding"}
 """Suffix of an index name -> the vector column it indexes."""
 _LOCK_ID = 0x6D656D5F73636F70  # "mem_scop": one indexer at a time across workers
 _HNSW = "WITH (m = 16, ef_construction = 64)"  # as the table-wide indexes (migration 0005)
+DEFAULT_MAX_PER_TENANT = 10
+"""Slots one tenant may hold (the default of AGENTMILL_MEMORY_SCOPE_INDEX_MAX_PER_TENANT)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -154,6 +161,20 @@ def largest_scopes(conn: Connection, min_rows: int) -> list[tuple[Scope, float]]
     return out
 
 
+def fair_order(scopes: list[tuple[Scope, float]], per_tenant: int) -> list[Scope]:
+    """The order slots are offered in: round by round, each tenant's next largest scope (the
+    larger first within a round), at most `per_tenant` of each tenant."""
+    ranked: list[tuple[int, float, Scope]] = []
+    taken: dict[uuid.UUID, int] = {}
+    for scope, rows in sorted(scopes, key=lambda item: -item[1]):
+        rank = taken.get(scope.tenant_id, 0)
+        if rank < per_tenant:
+            taken[scope.tenant_id] = rank + 1
+            ranked.append((rank, -rows, scope))
+    ranked.sort(key=lambda item: (item[0], item[1]))
+    return [scope for _, _, scope in ranked]
+
+
 def existing_indexes(conn: Connection) -> list[ScopeIndex]:
     """Every dedicated index in the catalog."""
     return [
@@ -184,12 +205,21 @@ def count_rows(conn: Connection, scope: Scope, at_most: int) -> int:
 class ScopeIndexer:
     """Builds and drops dedicated indexes; see the module docstring."""
 
-    def __init__(self, engine: Engine, *, min_rows: int, max_scopes: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        min_rows: int,
+        max_scopes: int,
+        max_per_tenant: int = DEFAULT_MAX_PER_TENANT,
+    ) -> None:
         self._engine = engine
         self.min_rows = min_rows
         """Scopes with at least this many memories get their own indexes (0: none do)."""
         self.max_scopes = max_scopes
-        """At most this many scopes have them (the largest)."""
+        """At most this many scopes have them (shared fairly between tenants: `fair_order`)."""
+        self.max_per_tenant = max_per_tenant
+        """At most this many of them belong to one tenant."""
 
     def run_once(self) -> Changes:
         """One pass: drop what is no longer wanted, then build what is missing."""
@@ -208,15 +238,17 @@ class ScopeIndexer:
 
     def _pass(self, conn: Connection, changes: Changes) -> None:
         wanted: list[Scope] = []
+        per_tenant: dict[uuid.UUID, int] = {}
         if self.min_rows > 0:
-            for scope, _ in largest_scopes(conn, self.min_rows):
+            for scope in fair_order(largest_scopes(conn, self.min_rows), self.max_per_tenant):
                 if len(wanted) == self.max_scopes:
                     break
                 # The statistics are a sample and may be older than the last deletes.
                 if count_rows(conn, scope, self.min_rows) >= self.min_rows:
                     wanted.append(scope)
+                    per_tenant[scope.tenant_id] = per_tenant.get(scope.tenant_id, 0) + 1
         # Existing indexes stay while their scope is wanted, or is still at least half the
-        # threshold (so a scope hovering at it is not rebuilt every pass) and the cap allows.
+        # threshold (so a scope hovering at it is not rebuilt every pass) and both caps allow.
         kept = set(wanted)
         present: set[str] = set()
         floor = max(self.min_rows // 2, 1)
@@ -230,11 +262,14 @@ class ScopeIndexer:
                     or (
                         self.min_rows > 0
                         and len(kept) < self.max_scopes
+                        and per_tenant.get(held.tenant_id, 0) < self.max_per_tenant
                         and count_rows(conn, held, floor) >= floor
                     )
                 )
             )
             if keep and held is not None:
+                if held not in kept:
+                    per_tenant[held.tenant_id] = per_tenant.get(held.tenant_id, 0) + 1
                 kept.add(held)
                 present.add(index.name)
             else:

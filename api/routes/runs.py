@@ -9,14 +9,16 @@ from fastapi.responses import StreamingResponse
 
 from agents import run_store
 from api import dispatch
-from api.deps import EngineDep, EventsHubDep, PrincipalDep, RunId, RunQueueDep
+from api.deps import EngineDep, EventsHubDep, GuardsDep, PrincipalDep, RunId, RunQueueDep
 from api.schemas.common import Page
 from api.schemas.runs import MAX_EVENT_SEQ, RunPublic, StepPublic
 from api.streaming import fetch_run, sse_response
 from core.db import transaction
 from core.web.errors import error_responses
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=error_responses(401, 404, 422, 429))
+router = APIRouter(
+    prefix="/v1/runs", tags=["runs"], responses=error_responses(401, 404, 422, 429, 503)
+)
 
 
 @router.get("/{run_id}")
@@ -44,6 +46,7 @@ async def run_events(
     run_id: RunId,
     engine: EngineDep,
     hub: EventsHubDep,
+    guards: GuardsDep,
     after: Annotated[
         int, Query(ge=0, le=MAX_EVENT_SEQ, description="Send events with a larger seq.")
     ] = 0,
@@ -53,10 +56,16 @@ async def run_events(
     ] = None,
 ) -> StreamingResponse:
     """The run's events as Server-Sent Events: those after `Last-Event-ID` (or `after`) from
-    the log, then new ones as they happen; the stream ends after the run's final event."""
-    await fetch_run(engine, principal.tenant_id, run_id)  # 404 before the stream starts
+    the log, then new ones as they happen; the stream ends after the run's final event. A
+    tenant holding its most open streams and waits gets 429 (docs/api.md, "Limits")."""
+    slot = guards.followers.acquire(principal.tenant_id)  # before any read: a refusal is cheap
+    try:
+        await fetch_run(engine, principal.tenant_id, run_id)  # 404 before the stream starts
+    except BaseException:
+        slot.release()
+        raise
     start = last_event_id if last_event_id is not None else after
-    return sse_response(engine, hub, principal.tenant_id, run_id, after=start)
+    return sse_response(engine, hub, principal.tenant_id, run_id, after=start, slot=slot)
 
 
 @router.post("/{run_id}/cancel")

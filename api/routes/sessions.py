@@ -10,7 +10,15 @@ from fastapi.responses import JSONResponse
 
 from agents import agent_store, run_store
 from api import dispatch
-from api.deps import AgentId, EngineDep, EventsHubDep, PrincipalDep, RunQueueDep, SessionId
+from api.deps import (
+    AgentId,
+    EngineDep,
+    EventsHubDep,
+    GuardsDep,
+    PrincipalDep,
+    RunQueueDep,
+    SessionId,
+)
 from api.schemas.common import Limit, Page
 from api.schemas.runs import RunPublic
 from api.schemas.sessions import (
@@ -102,7 +110,7 @@ def list_runs(
             "content": {"text/event-stream": {}},
             "description": "Finished (wait), an idempotent retry, or the run's events (stream).",
         },
-        **error_responses(400, 404, 413),
+        **error_responses(400, 404, 413, 503),
         409: {
             "model": ErrorEnvelope,
             "description": "The session is busy, or the Idempotency-Key was reused.",
@@ -117,31 +125,46 @@ async def post_message(
     engine: EngineDep,
     queue: RunQueueDep,
     hub: EventsHubDep,
+    guards: GuardsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Send a user message: 202 with the queued run; `wait` answers when it ends (200) or at
-    `timeout_s` (202); `stream` answers with its events (SSE)."""
-    new = await asyncio.to_thread(
-        dispatch.start_run,
-        engine,
-        queue,
-        principal.tenant_id,
-        session_id,
-        body.content,
-        queue_behind=body.queue,
-        idempotency_key=idempotency_key,
-        metadata=body.metadata,
-    )
-    run = new.run
-    if body.stream:
-        return sse_response(engine, hub, principal.tenant_id, run.id, after=0)
-    if body.wait:
-        run = await wait_for_end(
-            engine, hub, principal.tenant_id, run.id, body.timeout_s, gone=request.is_disconnected
+    `timeout_s` (202); `stream` answers with its events (SSE). A `stream` or `wait` of a tenant
+    holding its most open streams and waits gets 429 before any run is made."""
+    following = body.stream or body.wait
+    slot = guards.followers.acquire(principal.tenant_id) if following else None
+    try:
+        new = await asyncio.to_thread(
+            dispatch.start_run,
+            engine,
+            queue,
+            principal.tenant_id,
+            session_id,
+            body.content,
+            queue_behind=body.queue,
+            idempotency_key=idempotency_key,
+            metadata=body.metadata,
         )
-        code = status.HTTP_200_OK if run.finished else status.HTTP_202_ACCEPTED
-    else:
-        code = status.HTTP_202_ACCEPTED if new.created else status.HTTP_200_OK
+        run = new.run
+        if slot is not None and body.stream:
+            stream = sse_response(engine, hub, principal.tenant_id, run.id, after=0, slot=slot)
+            slot = None  # the response holds it now
+            return stream
+        if body.wait:
+            run = await wait_for_end(
+                engine,
+                hub,
+                principal.tenant_id,
+                run.id,
+                body.timeout_s,
+                gone=request.is_disconnected,
+            )
+            code = status.HTTP_200_OK if run.finished else status.HTTP_202_ACCEPTED
+        else:
+            code = status.HTTP_202_ACCEPTED if new.created else status.HTTP_200_OK
+    finally:
+        if slot is not None:
+            slot.release()
     return JSONResponse(
         RunPublic.of(run).model_dump(mode="json"),
         status_code=code,

@@ -20,18 +20,30 @@ T = TypeVar("T")
 Metadata = dict[str, Any]
 
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of lists and objects a request value may have (422 deeper): metadata is
+filterable data, not a document store, and a bounded depth keeps every walker of it cheap."""
+
+
 def _unstorable(value: Any) -> str | None:
     """What in `value` Postgres cannot store (None: nothing): a NUL character in text or JSONB,
-    NaN or an infinity in JSONB. Walks JSON-like dicts (keys too) and lists; nested models
+    NaN or an infinity in JSONB, or nesting past MAX_JSON_DEPTH. Walks JSON-like dicts (keys
+    too) and lists with an explicit stack, so no depth raises RecursionError; nested models
     check themselves."""
-    if isinstance(value, str):
-        return "NUL (U+0000) characters" if "\x00" in value else None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else "NaN or infinite numbers"
-    if isinstance(value, dict):
-        value = [*value.keys(), *value.values()]
-    if isinstance(value, list | tuple):
-        return next((found for item in value if (found := _unstorable(item)) is not None), None)
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "NUL (U+0000) characters"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "NaN or infinite numbers"
+        elif isinstance(item, dict | list | tuple):
+            if depth >= MAX_JSON_DEPTH:
+                return f"lists or objects nested more than {MAX_JSON_DEPTH} levels deep"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in reversed(children))
     return None
 
 

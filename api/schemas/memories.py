@@ -76,7 +76,7 @@ class MemoryQuery(Inbound):
         if value is not None:
             try:
                 parsed = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):  # the parser recurses per nesting level
                 raise ValueError("must be a JSON object") from None
             if not isinstance(parsed, dict):
                 raise ValueError("must be a JSON object")
@@ -169,6 +169,10 @@ class Erased(BaseModel):
 # page (later times) then do not shift the pages, unlike a plain offset.
 ListPosition = tuple[datetime, int]
 
+MAX_LIST_SKIP = 2**31 - 1
+"""Largest skip a list cursor may carry: far more rows than share one created_at (one write
+transaction's batch), and far under the bigint OFFSET that a bigger number would overflow."""
+
 
 def encode_list_cursor(created_at: datetime, skip: int) -> str:
     """An opaque cursor for the next page of a memory list."""
@@ -182,7 +186,7 @@ def decode_list_cursor(cursor: str) -> ListPosition:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, skip = json.loads(raw)
         at = datetime.fromisoformat(created_at)
-        if not isinstance(skip, int) or skip < 0 or at.tzinfo is None:
+        if not isinstance(skip, int) or not 0 <= skip <= MAX_LIST_SKIP or at.tzinfo is None:
             raise ValueError(cursor)
     except (binascii.Error, ValueError, TypeError):
         raise invalid("cursor", "not a cursor this API returned", where="query") from None

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
@@ -48,7 +49,8 @@ _DESCRIPTIONS = {
     413: "The body, or a text in it, is over its size limit.",
     422: "A parameter or body field failed validation; `param` names it.",
     429: "Rate limit spent: retry after `Retry-After` seconds.",
-    503: "The database does not answer.",
+    503: "The database does not answer, or all its connections are busy: retry after "
+    "`Retry-After` seconds.",
 }
 
 
@@ -151,9 +153,23 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     return error_response(422, message, param=param)
 
 
+DB_DOWN_RETRY_AFTER_S = 5
+"""Retry-After of a 503 for a database that does not answer (a restart takes seconds)."""
+POOL_BUSY_RETRY_AFTER_S = 1
+"""Retry-After of a 503 for a full connection pool (busy, not broken: it drains quickly)."""
+
+
 async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return error_response(503, "database unavailable, try again shortly")
+    headers = {"Retry-After": str(DB_DOWN_RETRY_AFTER_S)}
+    return error_response(503, "database unavailable, try again shortly", headers=headers)
+
+
+async def _on_pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("connection pool exhausted during %s %s", request.method, request.url.path)
+    headers = {"Retry-After": str(POOL_BUSY_RETRY_AFTER_S)}
+    message = "the server is busy: every database connection is in use; retry shortly"
+    return error_response(503, message, headers=headers)
 
 
 async def _on_too_many(request: Request, exc: Exception) -> JSONResponse:
@@ -176,4 +192,5 @@ def install(app: FastAPI, statuses: StatusMap | None = None) -> None:
     app.add_exception_handler(TooManyRequests, _on_too_many)
     app.add_exception_handler(DatabaseUnavailable, _on_database_down)
     app.add_exception_handler(OperationalError, _on_database_down)
+    app.add_exception_handler(PoolTimeout, _on_pool_exhausted)
     app.add_exception_handler(Exception, _on_unhandled)

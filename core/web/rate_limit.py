@@ -1,8 +1,9 @@
 """Per-key request rate limits: a token bucket per key, in process memory, and the ASGI
 middleware that reports the caller's allowance in `X-RateLimit-*` headers.
 
-The buckets live in one process: with N API replicas behind a balancer, each replica keeps its
-own, so a tenant may make up to N times the configured rate in all.
+These buckets live in one process: with N API replicas behind a balancer, each keeps its own,
+so a tenant may make up to N times the configured rate in all, unless the replicas share
+buckets in Redis (core.web.redis_rate_limit, chosen when Redis is configured).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,6 +54,17 @@ class Decision:
     """When refused: whole seconds until a token is back (at least 1); 0 when allowed."""
 
 
+class Limiter(Protocol):
+    """What the API asks of a per-tenant limiter (in process, or shared through Redis)."""
+
+    per_minute: int
+    """Requests per minute per key; 0 when disabled."""
+
+    def take(self, key: Hashable) -> Decision | None:
+        """Spend one token of `key`'s bucket if it has one; None when the limiter is off."""
+        ...
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -59,11 +73,17 @@ class _Bucket:
 
 class RateLimiter:
     """A token bucket per key: `burst` tokens at most, refilled at `per_minute` per minute;
-    each request takes one. `per_minute` 0 disables the limiter. A bucket is kept for every key
-    seen, so keys must come from a bounded set (tenants, not client addresses)."""
+    each request takes one. `per_minute` 0 disables the limiter. Past `max_keys` buckets the
+    least recently used are forgotten (a forgotten key starts full again), so keys may come
+    from an open set such as client addresses."""
 
     def __init__(
-        self, per_minute: int, burst: int | None = None, *, clock: Clock = time.monotonic
+        self,
+        per_minute: int,
+        burst: int | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        max_keys: int = 100_000,
     ) -> None:
         if per_minute < 0:
             raise ValueError("per_minute must be 0 (disabled) or more")
@@ -73,7 +93,8 @@ class RateLimiter:
             raise ValueError("burst must be at least 1")
         self._rate = per_minute / 60.0  # tokens per second
         self._clock = clock
-        self._buckets: dict[Hashable, _Bucket] = {}
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[Hashable, _Bucket] = OrderedDict()
         self._lock = threading.Lock()  # sync dependencies run in a thread pool
 
     @property
@@ -85,19 +106,45 @@ class RateLimiter:
         """Spend one token of `key`'s bucket if it has one; None when the limiter is off."""
         if not self.enabled:
             return None
-        now = self._clock()
         with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = _Bucket(float(self.burst), now)
-            elapsed = max(0.0, now - bucket.updated)  # a clock that went back adds nothing
-            bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self._rate)
-            bucket.updated = max(bucket.updated, now)
+            bucket = self._refilled(key)
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0
                 return Decision(True, self.burst, math.floor(bucket.tokens), 0)
-            wait = (1.0 - bucket.tokens) / self._rate
-            return Decision(False, self.burst, 0, max(1, math.ceil(wait)))
+            return Decision(False, self.burst, 0, self._wait_s(bucket))
+
+    def retry_after(self, key: Hashable) -> int:
+        """Seconds until `key` has a token again (0: it has one now), spending nothing."""
+        if not self.enabled:
+            return 0
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return 0
+            bucket = self._refilled(key)
+            return 0 if bucket.tokens >= 1.0 else self._wait_s(bucket)
+
+    @property
+    def keys_kept(self) -> int:
+        """How many buckets are kept."""
+        return len(self._buckets)
+
+    def _refilled(self, key: Hashable) -> _Bucket:
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+            while len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        elapsed = max(0.0, now - bucket.updated)  # a clock that went back adds nothing
+        bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self._rate)
+        bucket.updated = max(bucket.updated, now)
+        return bucket
+
+    def _wait_s(self, bucket: _Bucket) -> int:
+        return max(1, math.ceil((1.0 - bucket.tokens) / self._rate))
 
 
 class RateLimitHeaders:

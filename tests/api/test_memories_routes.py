@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.deps import MemoryProvider
+from api.schemas.memories import MAX_LIST_SKIP, encode_list_cursor
 from core.config import Settings
 from core.db import transaction
 from core.tenants import ensure_tenant
@@ -424,6 +425,28 @@ def test_bad_search_and_list_parameters_are_422(
     response = client.get(f"/v1/agents/{agent_id}/memories", params=params, headers=auth)
     error = _error(response, 422, param)
     assert error["type"] == "validation_error"
+
+
+@pytest.mark.parametrize("skip", [10**30, MAX_LIST_SKIP + 1, 2**63, -1])
+def test_a_cursor_whose_skip_overflows_is_422(
+    client: TestClient, auth: Headers, agent_id: str, skip: int
+) -> None:
+    cursor = encode_list_cursor(datetime.now(UTC), skip)  # well formed, but not one we return
+    response = client.get(
+        f"/v1/agents/{agent_id}/memories", params={"cursor": cursor}, headers=auth
+    )
+    _error(response, 422, "cursor")
+
+
+def test_a_cursor_with_the_largest_skip_lists_nothing(
+    client: TestClient, auth: Headers, agent_id: str
+) -> None:
+    cursor = encode_list_cursor(datetime.now(UTC), MAX_LIST_SKIP)
+    response = client.get(
+        f"/v1/agents/{agent_id}/memories", params={"cursor": cursor}, headers=auth
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": [], "next_cursor": None}
 
 
 def test_an_overlong_query_is_413(client: TestClient, auth: Headers, agent_id: str) -> None:

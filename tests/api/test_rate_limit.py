@@ -162,3 +162,30 @@ def test_zero_disables_the_limit(settings: Settings, engine: Engine, auth: Heade
         answers = [client.get("/v1/me", headers=auth) for _ in range(20)]
     assert [r.status_code for r in answers] == [200] * 20
     assert "X-RateLimit-Limit" not in answers[-1].headers
+
+
+def test_with_redis_two_api_processes_share_one_limit(
+    settings: Settings, engine: Engine, auth: Headers, other_auth: Headers, redis_url: str
+) -> None:
+    shared = settings.model_copy(
+        update={
+            "rate_limit_per_minute": 1,
+            "rate_limit_burst": 3,
+            "rate_limit_redis_url": redis_url,
+        }
+    )
+    first_app = create_app(shared, engine, run_queue=RecordingQueue())
+    second_app = create_app(shared, engine, run_queue=RecordingQueue())
+    with TestClient(first_app) as first, TestClient(second_app) as second:
+        answers = [c.get("/v1/me", headers=auth) for c in (first, second, first)]
+        assert [r.status_code for r in answers] == [200, 200, 200]
+        assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["2", "1", "0"]
+        refused = second.get("/v1/me", headers=auth)
+        assert refused.status_code == 429
+        assert 55 <= int(refused.headers["Retry-After"]) <= 60
+        assert first.get("/v1/me", headers=other_auth).status_code == 200  # its own bucket
+
+
+def test_a_redis_broker_shares_the_limit_by_default(settings: Settings, redis_url: str) -> None:
+    assert settings.shared_rate_limit_url is None  # embedded: each process its own bucket
+    assert settings.model_copy(update={"broker_url": redis_url}).shared_rate_limit_url == redis_url

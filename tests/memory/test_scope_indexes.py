@@ -261,3 +261,36 @@ def test_the_table_owner_needs_no_superuser_rights(
             conn.execute(text("ALTER TABLE memories OWNER TO CURRENT_USER"))
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
+
+
+def test_slots_go_round_by_round_between_tenants() -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    agent = uuid.uuid4()
+    big = [(Scope(a, agent, f"u{i}"), 1000.0 - i) for i in range(5)]
+    small = [(Scope(b, agent, "x"), 10.0), (Scope(b, agent, "y"), 5.0)]
+    order = scope_indexes.fair_order([*big, *small], per_tenant=3)
+    assert order == [big[0][0], small[0][0], big[1][0], small[1][0], big[2][0]]
+    assert scope_indexes.fair_order(big, per_tenant=0) == []
+
+
+def test_one_tenant_cannot_take_another_tenants_slot(
+    memory: MemoryStore, engine: Engine, tenant: uuid.UUID, agent: uuid.UUID
+) -> None:
+    other = make_tenant(engine, "other")
+    other_agent = uuid.uuid4()
+    _fill(memory, tenant, agent, "big", 300, seed=1)
+    _fill(memory, tenant, agent, "bigger", 400, seed=2)
+    _fill(memory, other, other_agent, "modest", 120, seed=3)
+    _analyze(engine)
+
+    # Two slots: by size alone tenant's agent (700) and "bigger" (400) would take both.
+    ScopeIndexer(engine, min_rows=MIN_ROWS, max_scopes=2).run_once()
+    held = [i.scope for i in _indexes(engine).values() if i.scope is not None]
+    assert {s.tenant_id for s in held} == {tenant, other}
+    assert Scope(tenant, agent) in held
+
+    # A cap of one per tenant, however many slots there are.
+    ScopeIndexer(engine, min_rows=MIN_ROWS, max_scopes=10, max_per_tenant=1).run_once()
+    scopes = {i.scope for i in _indexes(engine).values() if i.scope is not None}
+    assert len(scopes) == 2
+    assert {s.tenant_id for s in scopes} == {tenant, other}

@@ -159,3 +159,28 @@ def test_the_middleware_leaves_other_responses_alone() -> None:
         response = client.get("/undecided")
     assert "X-RateLimit-Limit" not in response.headers
     assert "X-RateLimit-Remaining" not in response.headers
+
+
+def test_retry_after_reads_a_bucket_without_spending_it() -> None:
+    limiter, clock = _limiter(60, burst=2)
+    assert limiter.retry_after("t") == 0  # never seen: full
+    assert limiter.keys_kept == 0  # and peeking keeps no bucket
+    assert _allowed(limiter, "t")
+    assert _allowed(limiter, "t")
+    assert limiter.retry_after("t") == 1
+    assert limiter.retry_after("t") == 1  # still nothing spent
+    clock.advance(1.0)
+    assert limiter.retry_after("t") == 0
+    assert _allowed(limiter, "t")
+
+
+def test_past_max_keys_the_least_recently_used_bucket_is_forgotten() -> None:
+    clock = ManualClock(0.0)
+    limiter = RateLimiter(60, 1, clock=clock, max_keys=2)
+    assert _allowed(limiter, "a")
+    assert _allowed(limiter, "b")
+    assert not _allowed(limiter, "a")  # "a" used last: "b" is the oldest now
+    assert _allowed(limiter, "c")
+    assert limiter.keys_kept == 2
+    assert not _allowed(limiter, "a")  # kept, still empty
+    assert _allowed(limiter, "b")  # forgotten, so full again
