@@ -97,18 +97,37 @@ def _tool_calls_json(calls: list[ParsedToolCall]) -> list[dict[str, Any]]:
     ]
 
 
-def _read(text: str, done: Finished, constraint: OutputConstraint | None) -> ParsedOutput:
+@dataclass(frozen=True)
+class _Reading:
+    """The output as OpenAI fields, with its finish reason."""
+
+    parsed: ParsedOutput
+    finish_reason: str
+    shortened: bool = False  # closed early by the server to fit max_tokens
+
+
+def _read(text: str, done: Finished, constraint: OutputConstraint | None) -> _Reading:
     if done.reason == "length" and constraint is not None:
-        # Cut off by max_tokens: the partial output is returned as text, as OpenAI does.
-        return ParsedOutput(text, [])
+        # The budget ended it. When the shortest valid output fit, the engine closed it
+        # validly (a shortened but whole call or document); otherwise the partial output is
+        # returned as text, as OpenAI does.
+        try:
+            parsed = parse_output(text, constraint)
+        except SchemaError:
+            return _Reading(ParsedOutput(text, []), "length")
+        if constraint.kind == "tool_or_text" and not parsed.tool_calls:
+            return _Reading(parsed, "length")  # plain text cut at the budget
+        return _Reading(parsed, "tool_calls" if parsed.tool_calls else "stop", shortened=True)
     try:
-        return parse_output(text, constraint)
+        parsed = parse_output(text, constraint)
     except SchemaError as exc:
         raise OutputInvalid(f"model output failed its constraint: {exc}") from None
+    return _Reading(parsed, "tool_calls" if parsed.tool_calls else done.reason)
 
 
-def _finish_reason(done: Finished, parsed: ParsedOutput) -> str:
-    return "tool_calls" if parsed.tool_calls else done.reason
+def _choice_extra(reading: _Reading) -> dict[str, Any]:
+    # An extra choice member (the openai client keeps unknown fields: `choice.shortened`).
+    return {"shortened": True} if reading.shortened else {}
 
 
 async def _drain(completion: Completion, request: Request) -> tuple[str, Finished | None]:
@@ -140,7 +159,8 @@ async def respond(completion: Completion, request: Request, metrics: ServerMetri
         done.time_to_first_token_s,
         time.monotonic() - completion.started,
     )
-    parsed = _read(text, done, completion.constraint)
+    reading = _read(text, done, completion.constraint)
+    parsed = reading.parsed
     message: dict[str, Any] = {"role": "assistant", "content": parsed.content}
     if parsed.tool_calls:
         message["tool_calls"] = _tool_calls_json(parsed.tool_calls)
@@ -154,8 +174,9 @@ async def respond(completion: Completion, request: Request, metrics: ServerMetri
                 {
                     "index": 0,
                     "message": message,
-                    "finish_reason": _finish_reason(done, parsed),
+                    "finish_reason": reading.finish_reason,
                     "logprobs": None,
+                    **_choice_extra(reading),
                 }
             ],
             "usage": _usage(done),
@@ -169,13 +190,16 @@ class _Chunks:
     def __init__(self, completion: Completion) -> None:
         self.c = completion
 
-    def event(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def event(
+        self, delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None
+    ) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
         body = {
             "id": self.c.id,
             "object": "chat.completion.chunk",
             "created": self.c.created,
             "model": self.c.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            "choices": [{**choice, **(extra or {})}],
         }
         return b"data: " + json.dumps(body).encode() + b"\n\n"
 
@@ -204,10 +228,12 @@ async def _stream_body(
     buffer_all = constraint is not None and constraint.kind == "tool_call"
     undecided = constraint is not None and constraint.kind == "tool_or_text"
     held: list[str] = []
+    written: list[str] = []  # everything generated, to read the finished output
     try:
         yield chunks.event({"role": "assistant", "content": ""})
         event: GenerationEvent | None = completion.first
         while event is not None and not isinstance(event, Finished):
+            written.append(event.text)
             if buffer_all:
                 held.append(event.text)
             elif undecided:
@@ -231,16 +257,13 @@ async def _stream_body(
             done.time_to_first_token_s,
             time.monotonic() - completion.started,
         )
-        text = "".join(held)
+        reading = _read("".join(written), done, constraint)
         if buffer_all or held:
-            parsed = _read(text, done, constraint)
-            if parsed.tool_calls:
-                yield chunks.event({"tool_calls": _tool_calls_json(parsed.tool_calls)})
-            elif parsed.content:
-                yield chunks.event({"content": parsed.content})
-        else:
-            parsed = ParsedOutput("", [])
-        yield chunks.event({}, _finish_reason(done, parsed))
+            if reading.parsed.tool_calls:
+                yield chunks.event({"tool_calls": _tool_calls_json(reading.parsed.tool_calls)})
+            elif reading.parsed.content:
+                yield chunks.event({"content": reading.parsed.content})
+        yield chunks.event({}, reading.finish_reason, _choice_extra(reading))
         if include_usage:
             yield chunks.usage(done)
         yield b"data: [DONE]\n\n"

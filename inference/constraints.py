@@ -14,8 +14,8 @@ from typing import Any, Literal
 from inference.protocol import ChatCompletionRequest, NamedToolChoice, Tool
 from inference.schema import SchemaError, parse_and_validate
 
-TOOL_OPEN = "<tool_call>"
-TOOL_CLOSE = "</tool_call>"
+TOOL_OPEN = "<tool_call>["
+TOOL_CLOSE = "]</tool_call>"
 
 ConstraintKind = Literal["json", "tool_call", "tool_or_text"]
 
@@ -51,20 +51,41 @@ class ParsedOutput:
     tool_calls: list[ParsedToolCall]
 
 
+def _rewrite_refs(node: Any, prefix: str) -> Any:
+    if isinstance(node, dict):
+        out = {k: _rewrite_refs(v, prefix) for k, v in node.items()}
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            for folder in ("#/$defs/", "#/definitions/"):
+                if ref.startswith(folder):
+                    out["$ref"] = "#/$defs/" + prefix + ref[len(folder) :]
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(v, prefix) for v in node]
+    return node
+
+
 def _call_schema(tools: list[Tool]) -> dict[str, Any]:
-    options = [
-        {
-            "type": "object",
-            "properties": {
-                "name": {"const": tool.function.name},
-                "arguments": tool.function.parameters,
-            },
-            "required": ["name", "arguments"],
-            "additionalProperties": False,
-        }
-        for tool in tools
-    ]
-    return options[0] if len(options) == 1 else {"anyOf": options}
+    # A tool's `$defs` move to the root of the call schema (its `$ref`s point at the root).
+    defs: dict[str, Any] = {}
+    options = []
+    for tool in tools:
+        params = dict(tool.function.parameters)
+        own = {**params.pop("definitions", {}), **params.pop("$defs", {})}
+        prefix = tool.function.name + "."
+        if own:
+            params = _rewrite_refs(params, prefix)
+            defs.update({prefix + k: _rewrite_refs(v, prefix) for k, v in own.items()})
+        options.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": tool.function.name}, "arguments": params},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    schema = options[0] if len(options) == 1 else {"anyOf": options}
+    return {**schema, "$defs": defs} if defs else schema
 
 
 def constraint_for(request: ChatCompletionRequest) -> OutputConstraint | None:
@@ -94,21 +115,34 @@ def offered_tools(request: ChatCompletionRequest) -> list[Tool]:
     return list(request.tools)
 
 
+# With `tool_choice: auto` the tools are described the way SmolLM2 (the bundled model) was
+# trained to see them, which is what lets it tell a request that needs a call from one that
+# does not (measured: docs/benchmarks.md); the call format is ours, one call per reply.
+_AUTO_PROMPT = """You are an expert in composing functions. You are given a question and a set \
+of possible functions.
+Based on the question, you will need to make a function/tool call to achieve the purpose.
+If none of the functions can be used, point it out and answer in plain text.
+You have access to the following tools:
+<tools>{tools}</tools>
+To call a function, the output MUST strictly adhere to the following format, and NO other \
+text MUST be included:
+{open}{{"name": "func_name1", "arguments": {{"argument1": "value1", "argument2": "value2"}}}}\
+{close}"""
+
+
 def tools_prompt(tools: list[Tool], constraint: OutputConstraint | None) -> str:
     """System-prompt text that describes the tools and how to call one."""
-    lines = ["You can call these functions:"]
+    specs = []
     for tool in tools:
-        spec = {"name": tool.function.name, "parameters": tool.function.parameters}
+        spec: dict[str, Any] = {"name": tool.function.name}
         if tool.function.description:
             spec["description"] = tool.function.description
-        lines.append(json.dumps(spec))
+        spec["parameters"] = tool.function.parameters
+        specs.append(spec)
     if constraint is not None and constraint.kind == "tool_or_text":
-        lines.append(
-            f'To call a function, reply with {TOOL_OPEN}{{"name": ..., "arguments": {{...}}}}'
-            f"{TOOL_CLOSE} and nothing else. Otherwise, answer in plain text."
-        )
-    else:
-        lines.append('Reply with a JSON object {"name": ..., "arguments": {...}} to call one.')
+        return _AUTO_PROMPT.format(tools=json.dumps(specs), open=TOOL_OPEN, close=TOOL_CLOSE)
+    lines = ["You can call these functions:", *(json.dumps(s) for s in specs)]
+    lines.append('Reply with a JSON object {"name": ..., "arguments": {...}} to call one.')
     return "\n".join(lines)
 
 

@@ -1,37 +1,80 @@
-"""GBNF grammars for llama.cpp from an `OutputConstraint` (JSON schema -> grammar)."""
+"""llguidance grammars for an `OutputConstraint`, shared by the llama.cpp and transformers engines.
+
+`json` and `tool_call` compile the JSON schema directly; `tool_or_text` is a Lark grammar: a
+`<tool_call>` wrapping the schema, or plain text that does not start with `<` or whitespace.
+JSON is compact (`", "` and `": "`, no other whitespace), so a small model cannot wander into
+endless blanks, and properties come in the schema's `properties` order.
+"""
 
 from __future__ import annotations
 
 import json
-import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
-from llama_cpp.llama_grammar import json_schema_to_gbnf
+from llguidance import LLMatcher, LLTokenizer
 
 from inference.constraints import TOOL_CLOSE, TOOL_OPEN, OutputConstraint
+from inference.json_schema_walk import ITEM_SEPARATOR, KEY_SEPARATOR
 
-# Plain text in "tool or text" mode: it may not start with '<' (that starts a tool call) nor
-# with whitespace (so a tool call cannot hide behind a newline).
-_TEXT_RULES = "text ::= [^<\\x20\\t\\n\\r] text-char*\ntext-char ::= [^\\x00]\n"
-_ROOT_DEF = re.compile(r"^root\s*::=", re.MULTILINE)
-# llama-cpp-python's converter lets raw control characters into strings, which JSON forbids
-# (json.loads rejects them); strings must escape them.
-_LOOSE_CHAR = 'char ::= [^"\\\\] |'
-_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
-
-
-def _literal(text: str) -> str:
-    return json.dumps(text)
+JSON_STYLE = {
+    "whitespace_flexible": False,
+    "item_separator": ITEM_SEPARATOR,
+    "key_separator": KEY_SEPARATOR,
+    # Keywords llguidance does not implement (formats such as `uri`, `patternProperties`) are
+    # ignored with a warning rather than refused: the grammar is then not `exact`.
+    "lenient": True,
+}
 
 
-def grammar_for(constraint: OutputConstraint) -> str:
-    """The grammar that makes every completion satisfy `constraint`."""
-    schema_gbnf = str(json_schema_to_gbnf(json.dumps(constraint.schema))).replace(
-        _LOOSE_CHAR, _STRICT_CHAR
-    )
+class GrammarError(ValueError):
+    """llguidance cannot express the constraint's schema."""
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """A compiled grammar; `exact` when llguidance enforces every keyword of the schema."""
+
+    text: str
+    exact: bool
+    constraint: OutputConstraint
+
+
+def _schema_text(schema: dict[str, Any]) -> str:
+    # Key order is kept: it is the order the grammar emits properties in.
+    return json.dumps({**schema, "x-guidance": JSON_STYLE})
+
+
+def grammar_source(constraint: OutputConstraint) -> str:
+    """The llguidance grammar (serialised) for `constraint`."""
+    schema = _schema_text(constraint.schema)
     if constraint.kind in ("json", "tool_call"):
-        return schema_gbnf
-    call_gbnf, count = _ROOT_DEF.subn("tool-call-json ::=", schema_gbnf)
-    if count != 1:
-        raise ValueError("unexpected grammar shape from the JSON schema converter")
-    root = f"root ::= {_literal(TOOL_OPEN)} tool-call-json {_literal(TOOL_CLOSE)} | text\n"
-    return root + call_gbnf + "\n" + _TEXT_RULES
+        return LLMatcher.grammar_from_json_schema(schema)
+    lark = "\n".join(
+        [
+            'start: tool_call | TEXT | ""',
+            f"tool_call: {json.dumps(TOOL_OPEN)} body {json.dumps(TOOL_CLOSE)}",
+            f"body: %json {schema}",
+            r"TEXT: /[^<\s][\s\S]*/",
+        ]
+    )
+    return LLMatcher.grammar_from_lark(lark)
+
+
+@lru_cache(maxsize=256)
+def _compile(kind: str, schema_text: str, tokenizer: LLTokenizer) -> Grammar:
+    constraint = OutputConstraint(kind, json.loads(schema_text))  # type: ignore[arg-type]
+    try:
+        text = grammar_source(constraint)
+    except ValueError as exc:
+        raise GrammarError(str(exc)) from None
+    failed, messages = LLMatcher.validate_grammar_with_warnings(text, tokenizer)
+    if failed:
+        raise GrammarError(messages[0] if messages else "invalid grammar")
+    return Grammar(text, exact=not messages, constraint=constraint)
+
+
+def compile_grammar(constraint: OutputConstraint, tokenizer: LLTokenizer) -> Grammar:
+    """The grammar for `constraint`; raises `GrammarError` when llguidance cannot express it."""
+    return _compile(constraint.kind, json.dumps(constraint.schema), tokenizer)

@@ -5,8 +5,10 @@ knows nothing of grammars. `BatchSampler` takes the place of its logits-processo
 each forward pass it is shown the scheduled requests (it advances their grammar matchers and
 computes the masks); after the forward pass it masks the logits and samples each request's row
 with that request's temperature, top_p and seeded generator, leaving a single finite logit, so
-the manager's greedy argmax picks exactly the sampled token. Greedy rows without a grammar are
-left untouched.
+the manager's greedy argmax picks exactly the sampled token. A constrained row's pick must also
+keep room to close the output within its budget (`Guide.pick`); when no draw does, the row is
+forced through the closing its guide reserved, one token per step. Greedy rows without a
+grammar are left untouched.
 
 This runs Python inside the step, so the engine turns off CUDA graphs and async batching.
 """
@@ -18,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from llguidance import LLMatcher
 from transformers import LogitsProcessorList
 from transformers.generation.continuous_batching import RequestState
 from transformers.generation.continuous_batching.cb_logits_processors import (
@@ -26,7 +27,7 @@ from transformers.generation.continuous_batching.cb_logits_processors import (
 )
 from transformers.generation.continuous_batching.requests import FutureRequestState
 
-_BITS = torch.arange(8, dtype=torch.uint8)
+from inference.guide import Guide
 
 
 @dataclass
@@ -36,8 +37,9 @@ class Decoding:
     temperature: float = 0.0
     top_p: float = 1.0
     generator: torch.Generator | None = None
-    matcher: LLMatcher | None = None
+    matcher: Guide | None = None  # the grammar and budget keeper of a constrained output
     consumed: int = 0  # output tokens already fed to the matcher
+    budget_set: bool = False  # the guide knows the request's max_new_tokens
     mask: torch.Tensor | None = None  # allowed next tokens (bool, vocabulary-sized)
     prompt_tokens_evaluated: int = 0  # prompt tokens run through the model (not from cache)
 
@@ -49,9 +51,16 @@ def _output_tokens(state: RequestState) -> list[int]:
     return state.generated_tokens
 
 
-def _mask_from_bits(bits: bytes, vocab_size: int) -> torch.Tensor:
-    packed = torch.frombuffer(bytearray(bits), dtype=torch.uint8)
-    return ((packed.unsqueeze(-1) >> _BITS) & 1).flatten()[:vocab_size].bool()
+def _nucleus(logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Probabilities after temperature and top-p (rows of `logits`)."""
+    logits = logits / temperature.unsqueeze(-1)
+    # Nucleus: keep the smallest prefix of tokens, by probability, whose mass reaches top_p.
+    ordered, order = logits.sort(dim=-1, descending=True)
+    probs = ordered.softmax(dim=-1)
+    drop = (probs.cumsum(dim=-1) - probs) >= top_p.unsqueeze(-1)
+    drop[:, 0] = False  # the most likely token always stays, even for top_p 0
+    logits.scatter_(-1, order, ordered.masked_fill(drop, float("-inf")))
+    return logits.softmax(dim=-1)
 
 
 class BatchSampler(ContinuousBatchingLogitsProcessorList):
@@ -61,8 +70,9 @@ class BatchSampler(ContinuousBatchingLogitsProcessorList):
         super().__init__(LogitsProcessorList())
         self.do_processing = True
         self._vocab_size = vocab_size
+        self._eos_ids = [i for i in eos_ids if i < vocab_size]
         self._eos_mask = torch.zeros(vocab_size, dtype=torch.bool)
-        self._eos_mask[[i for i in eos_ids if i < vocab_size]] = True
+        self._eos_mask[self._eos_ids] = True
         self._requests: dict[str, Decoding] = {}
         self._rows: list[Decoding | None] = []  # logits row i <-> the i-th request with a new token
         self._lock = threading.Lock()
@@ -111,21 +121,25 @@ class BatchSampler(ContinuousBatchingLogitsProcessorList):
         return arg_storage
 
     def _advance(self, decoding: Decoding, state: RequestState) -> None:
-        matcher = decoding.matcher
-        assert matcher is not None
+        guide = decoding.matcher
+        assert guide is not None
+        if not decoding.budget_set:
+            decoding.budget_set = True
+            if state.max_new_tokens is not None:
+                guide.set_budget(state.max_new_tokens)
         new = _output_tokens(state)[decoding.consumed :]
-        if new:
-            matcher.consume_tokens(new)
-            decoding.consumed += len(new)
-        if matcher.is_error():
+        for token in new:
+            guide.accept(token)
+        decoding.consumed += len(new)
+        if guide.matcher.is_error():
             decoding.mask = self._eos_mask  # cannot happen with a sound grammar: end the output
         else:
-            decoding.mask = _mask_from_bits(matcher.compute_bitmask(), self._vocab_size)
+            decoding.mask = torch.from_numpy(guide.allowed())
 
     def __call__(
         self, input_ids: torch.Tensor, scores: torch.Tensor, logits_processor_args: torch.Tensor
     ) -> torch.Tensor:
-        """After the forward pass: mask, then sample the rows that are not greedy."""
+        """After the forward pass: mask, then pick constrained rows and sample the others."""
         sampled: list[int] = []
         for row, decoding in enumerate(self._rows):
             if decoding is None:
@@ -133,31 +147,57 @@ class BatchSampler(ContinuousBatchingLogitsProcessorList):
             if decoding.mask is not None:
                 allowed = decoding.mask.to(scores.device, non_blocking=True)
                 scores[row].masked_fill_(~allowed, float("-inf"))
-            if decoding.temperature > 0:
+            if decoding.matcher is not None:
+                token = self._pick(scores[row], decoding, decoding.matcher)
+                scores[row] = float("-inf")
+                scores[row, token] = 0.0
+            elif decoding.temperature > 0:
                 sampled.append(row)
         if sampled:
             self._sample(scores, sampled)
         return scores
+
+    def _pick(self, row: torch.Tensor, decoding: Decoding, guide: Guide) -> int:
+        """A constrained row's token: one that keeps room to close, else the closing's next."""
+        if guide.forcing:
+            return guide.forcing[0]
+        logits = row.float().unsqueeze(0).clone()
+        bias = guide.bias()
+        if bias is not None:
+            logits[0, torch.from_numpy(bias[0]).to(logits.device)] += bias[1]
+
+        def draw() -> int:
+            if decoding.temperature <= 0:
+                return int(logits[0].argmax())
+            device = logits.device
+            probs = _nucleus(
+                logits.clone(),
+                torch.tensor([decoding.temperature], device=device),
+                torch.tensor([decoding.top_p], device=device),
+            )
+            return int(torch.multinomial(probs[0], 1, generator=decoding.generator))
+
+        def forbid(token: int) -> None:
+            logits[0, token] = float("-inf")
+
+        token = guide.pick(draw, forbid)
+        if token is not None:
+            return token
+        closing = guide.close()
+        return closing[0] if closing else self._eos_ids[0]
 
     def _sample(self, scores: torch.Tensor, rows: list[int]) -> None:
         index = torch.tensor(rows, device=scores.device)
         decodings = [self._rows[r] for r in rows]
         temperature = torch.tensor([d.temperature for d in decodings if d], device=scores.device)
         top_p = torch.tensor([d.top_p for d in decodings if d], device=scores.device)
-        logits = scores[index] / temperature.unsqueeze(-1)
-        # Nucleus: keep the smallest prefix of tokens, by probability, whose mass reaches top_p.
-        ordered, order = logits.sort(dim=-1, descending=True)
-        probs = ordered.softmax(dim=-1)
-        drop = (probs.cumsum(dim=-1) - probs) >= top_p.unsqueeze(-1)
-        drop[:, 0] = False  # the most likely token always stays, even for top_p 0
-        logits.scatter_(-1, order, ordered.masked_fill(drop, float("-inf")))
-        probs = logits.softmax(dim=-1)
+        probs = _nucleus(scores[index], temperature, top_p)
         picks = torch.cat(
             [
                 torch.multinomial(probs[i], 1, generator=d.generator if d else None)
                 for i, d in enumerate(decodings)
             ]
         )
-        chosen = torch.full_like(logits, float("-inf"))
+        chosen = torch.full_like(probs, float("-inf"))
         chosen.scatter_(-1, picks.unsqueeze(-1), 0.0)
         scores[index] = chosen

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp as ll
+import numpy as np
 
 _backend_lock = threading.Lock()
 _backend_ready = False
@@ -129,6 +130,21 @@ class NativeModel:
         """End-of-generation token (EOS, EOT, ...)."""
         return bool(ll.llama_vocab_is_eog(self.vocab, token))
 
+    @property
+    def n_vocab(self) -> int:
+        """Tokens in the vocabulary (the length of a logits row)."""
+        return int(ll.llama_vocab_n_tokens(self.vocab))
+
+    def end_tokens(self) -> list[int]:
+        """Every end-of-generation token."""
+        return [t for t in range(self.n_vocab) if self.is_end(t)]
+
+    def logits(self, index: int) -> np.ndarray:
+        """The logits at batch `index` of the last decode, as a writable view (samplers read
+        them after any change made here)."""
+        pointer = ll.llama_get_logits_ith(self.ctx, index)
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
     def forget(self, seq: int, from_pos: int) -> None:
         """Drop the cached tokens of `seq` at positions >= `from_pos`."""
         memory = ll.llama_get_memory(self.ctx)
@@ -174,26 +190,17 @@ class Batch:
 
 
 class Sampler:
-    """One request's sampler chain: grammar (if any), then top-p, temperature, seeded draw."""
+    """One request's sampler chain: top-p, temperature, seeded draw (greedy at temperature 0).
+
+    Grammars are not in the chain: a constrained request masks the logits first (`Guide`).
+    """
 
     def __init__(
-        self,
-        model: NativeModel,
-        *,
-        temperature: float,
-        top_p: float,
-        seed: int | None,
-        grammar: str | None,
+        self, model: NativeModel, *, temperature: float, top_p: float, seed: int | None
     ) -> None:
         params = ll.llama_sampler_chain_default_params()
         params.no_perf = True
         self.chain = ll.llama_sampler_chain_init(params)
-        if grammar is not None:
-            g = ll.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
-            if not g:
-                ll.llama_sampler_free(self.chain)
-                raise ValueError("llama.cpp rejected the grammar")
-            ll.llama_sampler_chain_add(self.chain, g)
         if temperature <= 0:
             ll.llama_sampler_chain_add(self.chain, ll.llama_sampler_init_greedy())
         else:

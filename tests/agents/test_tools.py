@@ -35,7 +35,7 @@ from agents.tools import (
 )
 from core.errors import AgentmillError
 from inference.constraints import OutputConstraint
-from inference.grammar import grammar_for
+from inference.grammar import grammar_source
 from tests.agents import sample_tools
 
 NOON = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -168,7 +168,7 @@ def test_parameters_may_share_names_with_pydantic_attributes() -> None:
 
 def test_the_local_engine_can_constrain_a_call_to_every_derived_schema() -> None:
     for made in (tool(every_type), tool(add), tool(sample_tools.get_weather)):
-        assert "root ::=" in grammar_for(OutputConstraint("json", made.parameters))
+        assert "x-guidance" in grammar_source(OutputConstraint("json", made.parameters))
 
 
 def _doc_only(doc: str) -> Any:

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from inference.constraints import constraint_for, offered_tools, parse_output
+from inference.constraints import (
+    TOOL_CLOSE,
+    TOOL_OPEN,
+    constraint_for,
+    offered_tools,
+    parse_output,
+    render_tool_call,
+)
 from inference.protocol import ChatCompletionRequest
 from inference.schema import SchemaError
 
@@ -42,12 +49,12 @@ def test_parse_tool_or_text() -> None:
     constraint = constraint_for(_req(tools=[TOOL]))
     text = parse_output("plain answer", constraint)
     assert (text.content, text.tool_calls) == ("plain answer", [])
-    call = parse_output('<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>', constraint)
+    call = parse_output(TOOL_OPEN + '{"name": "f", "arguments": {"x": 1}}' + TOOL_CLOSE, constraint)
     assert call.content is None
     assert call.tool_calls[0].name == "f"
     assert call.tool_calls[0].arguments == '{"x": 1}'
     with pytest.raises(SchemaError):
-        parse_output('<tool_call>{"name": "f"', constraint)
+        parse_output(TOOL_OPEN + '{"name": "f"', constraint)
 
 
 def test_request_validation_rejects_inconsistent_tool_use() -> None:
@@ -55,3 +62,28 @@ def test_request_validation_rejects_inconsistent_tool_use() -> None:
         _req(tools=[TOOL], tool_choice={"type": "function", "function": {"name": "zzz"}})
     with pytest.raises(ValueError, match="either tools or a JSON"):
         _req(tools=[TOOL], response_format={"type": "json_object"})
+
+
+def test_earlier_calls_render_in_the_format_the_model_writes() -> None:
+    constraint = constraint_for(_req(tools=[TOOL]))
+    rendered = render_tool_call("f", '{"x": 1}')
+    assert rendered == TOOL_OPEN + '{"name": "f", "arguments": {"x": 1}}' + TOOL_CLOSE
+    assert parse_output(rendered, constraint).tool_calls[0].arguments == '{"x": 1}'
+
+
+def test_a_tools_defs_move_to_the_root_of_the_call_schema() -> None:
+    params = {
+        "$defs": {"addr": {"type": "object", "properties": {"zip": {"type": "string"}}}},
+        "type": "object",
+        "properties": {"home": {"$ref": "#/$defs/addr"}},
+    }
+    tool: Any = {"type": "function", "function": {"name": "h", "parameters": params}}
+    constraint = constraint_for(_req(tools=[tool, G], tool_choice="required"))
+    assert constraint is not None
+    assert set(constraint.schema["$defs"]) == {"h.addr"}
+    home = constraint.schema["anyOf"][0]["properties"]["arguments"]["properties"]["home"]
+    assert home == {"$ref": "#/$defs/h.addr"}
+    good = '{"name": "h", "arguments": {"home": {"zip": "12345"}}}'
+    assert parse_output(good, constraint).tool_calls[0].name == "h"
+    with pytest.raises(SchemaError):
+        parse_output('{"name": "h", "arguments": {"home": {"zip": 5}}}', constraint)

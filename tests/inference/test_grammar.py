@@ -1,13 +1,25 @@
-"""Grammars built from constraints, checked by llama.cpp's own grammar parser."""
+"""llguidance grammars for constraints, and the guide that keeps room to close them, on the
+bundled model's own vocabulary (loaded in a child process: see conftest.run_in_child)."""
 
 from __future__ import annotations
 
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import pytest
+from jsonschema import Draft202012Validator
 
-from inference.constraints import OutputConstraint
-from inference.grammar import grammar_for
-from inference.llama_native import NativeModel, Sampler, bundled_gguf
+from inference.constraints import TOOL_CLOSE, TOOL_OPEN, OutputConstraint
+from inference.grammar import GrammarError, compile_grammar, grammar_source
+from inference.guide import Guide
+from tests.inference.conftest import run_in_child
 
+CASES = json.loads((Path(__file__).parents[2] / "bench" / "tool_calls_cases.json").read_text())[
+    "cases"
+]
 SCHEMA = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "n": {"type": "integer"}},
@@ -15,28 +27,93 @@ SCHEMA = {
 }
 
 
-@pytest.fixture(scope="module")
-def model() -> NativeModel:
-    return NativeModel.load(bundled_gguf(), n_seq=1, n_ctx_seq=256, n_batch=64, n_threads=1)
+def _tokenizer() -> Any:
+    from llguidance.llamacpp import lltokenizer_from_vocab
+
+    from inference.llama_native import NativeModel, bundled_gguf
+
+    model = NativeModel.load(bundled_gguf(), n_seq=1, n_ctx_seq=64, n_batch=16, n_threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return lltokenizer_from_vocab(model.vocab, eos_token=model.end_tokens())
 
 
-@pytest.mark.parametrize("kind", ["json", "tool_call", "tool_or_text"])
-def test_grammars_compile_in_llama_cpp(model: NativeModel, kind: str) -> None:
-    grammar = grammar_for(OutputConstraint(kind, SCHEMA))  # type: ignore[arg-type]
-    sampler = Sampler(model, temperature=0, top_p=1, seed=1, grammar=grammar)
-    sampler.free()
+def _walk(guide: Guide, rng: np.random.Generator, eos: frozenset[int]) -> list[int]:
+    """Decode like an engine whose model picks any token the grammar allows, at random:
+    the worst case for closing in time (it never chooses to end a string)."""
+    out: list[int] = []
+    while not guide.finished:
+        allowed = guide.allowed()
+
+        def draw(allowed: np.ndarray = allowed) -> int:
+            return int(rng.choice(np.flatnonzero(allowed)))
+
+        def forbid(token: int, allowed: np.ndarray = allowed) -> None:
+            allowed[token] = False
+
+        token = guide.pick(draw, forbid)
+        if token is None:
+            return out + guide.close()
+        if token in eos:
+            return out
+        guide.accept(token)
+        out.append(token)
+    return out
 
 
-def test_strings_may_not_hold_raw_control_characters() -> None:
-    grammar = grammar_for(OutputConstraint("json", SCHEMA))
-    assert '[^"\\\\\\x7F\\x00-\\x1F]' in grammar
+def _random_outputs_close_within_budget(seed: int) -> None:
+    tokenizer = _tokenizer()
+    eos = frozenset(tokenizer.eos_tokens)
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(CASES), size=25, replace=False)
+    kept = 0
+    for index in picked:
+        schema = CASES[index]["parameters"]
+        for budget in (20, 48):
+            grammar = compile_grammar(OutputConstraint("tool_call", schema), tokenizer)
+            guide = Guide(grammar, tokenizer, budget=budget)
+            if not guide.keeping:  # the shortest valid call does not fit this budget
+                continue
+            kept += 1
+            tokens = _walk(guide, rng, eos)
+            text = tokenizer.decode_bytes(tokens).decode()
+            assert len(tokens) <= budget, (CASES[index]["name"], budget, text)
+            assert Draft202012Validator(schema).is_valid(json.loads(text)), text
+    assert kept >= 25  # most of the cases fit at least the larger budget
 
 
-def test_tool_or_text_root_offers_both() -> None:
-    grammar = grammar_for(OutputConstraint("tool_or_text", SCHEMA))
-    assert grammar.startswith('root ::= "<tool_call>" tool-call-json "</tool_call>" | text')
+def test_random_constrained_outputs_always_close_within_the_budget() -> None:
+    run_in_child(_random_outputs_close_within_budget, 7, timeout_s=300)
 
 
-def test_a_broken_grammar_is_refused(model: NativeModel) -> None:
-    with pytest.raises(ValueError, match="rejected"):
-        Sampler(model, temperature=0, top_p=1, seed=None, grammar="root ::= (")
+def _grammar_kinds_compile() -> None:
+    tokenizer = _tokenizer()
+    for kind in ("json", "tool_call", "tool_or_text"):
+        grammar = compile_grammar(OutputConstraint(kind, SCHEMA), tokenizer)  # type: ignore[arg-type]
+        assert grammar.exact
+    call = compile_grammar(OutputConstraint("tool_or_text", SCHEMA), tokenizer)
+    for text, whole in (
+        ("Hello there", True),
+        (f'{TOOL_OPEN}{{"city": "Oslo", "n": 2}}{TOOL_CLOSE}', True),
+        (" leading space", False),
+        (f'{TOOL_OPEN}{{"city":"Oslo","n":2}}{TOOL_CLOSE}', False),  # compact separators only
+    ):
+        guide = Guide(call, tokenizer)
+        tokens = tokenizer.tokenize_str(text)
+        consumed = guide.matcher.try_consume_tokens(tokens)
+        assert (consumed == len(tokens) and guide.matcher.is_accepting()) == whole, text
+    with pytest.raises(GrammarError):
+        compile_grammar(
+            OutputConstraint("json", {"type": "object", "properties": {"a": {"$ref": "#/x"}}}),
+            tokenizer,
+        )
+
+
+def test_each_kind_compiles_and_tool_or_text_admits_text_or_a_compact_call() -> None:
+    run_in_child(_grammar_kinds_compile)
+
+
+def test_tool_or_text_is_a_call_or_text_not_starting_with_space_or_angle() -> None:
+    source = grammar_source(OutputConstraint("tool_or_text", SCHEMA))
+    assert "tool_call" in source
+    assert r"/[^<\s][\s\S]*/" in source
