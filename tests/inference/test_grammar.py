@@ -89,7 +89,7 @@ def test_random_constrained_outputs_always_close_within_the_budget() -> None:
 def _grammar_kinds_compile() -> None:
     tokenizer = _tokenizer()
     for kind in ("json", "tool_call", "tool_or_text"):
-        grammar = compile_grammar(OutputConstraint(kind, SCHEMA), tokenizer)  # type: ignore[arg-type]
+        grammar = compile_grammar(OutputConstraint(kind, SCHEMA), tokenizer)
         assert grammar.exact
     call = compile_grammar(OutputConstraint("tool_or_text", SCHEMA), tokenizer)
     for text, whole in (
