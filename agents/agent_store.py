@@ -23,6 +23,7 @@ from agents.records import (
     ToolChoice,
 )
 from core.errors import Conflict, NotFound
+from memory import erasure
 
 AGENT_FIELDS = (
     "name",
@@ -188,8 +189,12 @@ def create_session(
     user_id: str | None,
     metadata: Mapping[str, Any],
 ) -> ChatSession:
-    """Start a conversation with an agent of this tenant."""
+    """Start a conversation with an agent of this tenant. For an end user, under the user's
+    erasure lock (shared): an erase of that user in progress finishes first, so the new
+    session is never one of the erased (memory.erasure)."""
     _agent_row(session, tenant_id, agent_id)
+    if user_id is not None:
+        erasure.hold_shared(session, [erasure.user_lock(tenant_id, user_id)])
     row = SessionRow(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
@@ -211,6 +216,33 @@ def get_session(session: Session, tenant_id: uuid.UUID, session_id: uuid.UUID) -
     if row is None:
         raise NotFound("session", str(session_id))
     return _session(row)
+
+
+def list_sessions(
+    session: Session,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    *,
+    user_id: str | None = None,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[ChatSession]:
+    """The agent's sessions (of one end user, with `user_id`) newest first, `limit` of them
+    after the (created_at, id) cursor of the previous page; NotFound for an unknown agent."""
+    _agent_row(session, tenant_id, agent_id)
+    query = select(SessionRow).where(
+        SessionRow.tenant_id == tenant_id, SessionRow.agent_id == agent_id
+    )
+    if user_id is not None:
+        query = query.where(SessionRow.user_id == user_id)
+    if before is not None:
+        query = query.where(
+            (SessionRow.created_at < before[0])
+            | ((SessionRow.created_at == before[0]) & (SessionRow.id < before[1]))
+        )
+    order = (SessionRow.created_at.desc(), SessionRow.id.desc())
+    rows = session.scalars(query.order_by(*order).limit(limit)).all()
+    return [_session(row) for row in rows]
 
 
 def lock_session(session: Session, tenant_id: uuid.UUID, session_id: uuid.UUID) -> ChatSession:

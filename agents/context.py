@@ -76,5 +76,8 @@ class ToolContext:
     """`{lineage}:{step}:{call_id}`: the same for every execution of this call, by a resumed
     run or a batch item's retry, and for no other call. Pass it to outside systems (as an
     Idempotency-Key header, a unique request id) so a repeated call does nothing twice."""
+    shared_blocks_writable: bool = False
+    """Whether the memory tools may edit the agent-wide core blocks (the agent's memory
+    policy); off, they write only the session user's own blocks."""
     services: ToolServices = field(default_factory=ToolServices)
     """Injected dependencies."""

@@ -172,6 +172,7 @@ class RunExecutor:
             user_id=chat.user_id,
             session_id=chat.id,
             run_id=run.id,
+            shared_blocks_writable=agent.memory.shared_blocks_writable,
             services=ToolServices(clock=self.s.clock, memory=self.s.memory),
         )
         if steps and steps[-1].decision in ("final", "max_steps", "failed"):

@@ -3,7 +3,9 @@
 Constrained decoding makes even the bundled 135M model produce JSON of the schema's shape; an
 answer that still does not parse or validate is dropped and logged, never stored half-parsed.
 Facts are stored as `fact` memories with the run as provenance; storing them twice (a retried
-task) deduplicates.
+task) deduplicates. A run whose end user's data was erased after it was queued (or whose
+session was deleted) yields nothing: its exchange is not even sent to the model, and a fact
+whose write meets the erase is refused by the store (memory.erasure).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.records import Agent, ChatSession, Run
+from core.db import transaction
 from core.errors import AgentmillError
 from inference.model_client import ChatRequest, ModelClient
+from memory import erasure
+from memory.erasure import ErasedSource
 from memory.records import NewMemory
 from memory.service import MemoryStore
 
@@ -77,10 +82,33 @@ def parse_extraction(text: str | None) -> list[Fact] | None:
         return None
 
 
+def _fact(agent: Agent, chat: ChatSession, run: Run, content: str, importance: float) -> NewMemory:
+    return NewMemory(
+        agent_id=agent.id,
+        content=content,
+        user_id=chat.user_id,
+        session_id=chat.id,
+        kind="fact",
+        importance=importance,
+        source_run_id=run.id,
+        metadata={"source": "extraction"},
+    )
+
+
+def _erased(memory: MemoryStore, agent: Agent, chat: ChatSession, run: Run) -> bool:
+    with transaction(memory.engine) as session:
+        probe = _fact(agent, chat, run, "-", 0.0)
+        return erasure.refused(session, run.tenant_id, [probe])[0]
+
+
 async def extract_facts(
     model: ModelClient, memory: MemoryStore, agent: Agent, chat: ChatSession, run: Run
 ) -> int:
-    """Extract and store the facts of a succeeded run; returns how many were stored."""
+    """Extract and store the facts of a succeeded run; returns how many were stored (none for
+    a run erased since it ended)."""
+    if _erased(memory, agent, chat, run):
+        log.info("run %s: its data was erased; no facts extracted", run.id)
+        return 0
     result = await model.complete(extraction_request(agent, run))
     facts = parse_extraction(result.content)
     if facts is None:
@@ -91,20 +119,11 @@ async def extract_facts(
     stored = 0
     for fact in facts:
         try:
-            memory.add(
-                run.tenant_id,
-                NewMemory(
-                    agent_id=agent.id,
-                    content=fact.content,
-                    user_id=chat.user_id,
-                    session_id=chat.id,
-                    kind="fact",
-                    importance=fact.importance,
-                    source_run_id=run.id,
-                    metadata={"source": "extraction"},
-                ),
-            )
+            memory.add(run.tenant_id, _fact(agent, chat, run, fact.content, fact.importance))
             stored += 1
+        except ErasedSource:
+            log.info("run %s: its data was erased meanwhile; the facts are dropped", run.id)
+            break
         except AgentmillError as exc:
             log.warning("run %s: fact not stored: %s", run.id, exc)
     return stored

@@ -1,7 +1,10 @@
 """The memory tools: search and save long-term memories, edit core memory blocks.
 
 They reach memory only through `ctx.services.memory`, scoped to the run's tenant, agent and
-end user. A memory error the model can fix (empty text, a block over its limit, an unknown
+end user: a session's search sees that user's memories (without a user, only memories of
+nobody), and its block edits write that user's own blocks; the agent-wide blocks every user
+sees are read-only to tools unless the agent's memory policy says `shared_blocks_writable`
+(see `_on_block`). A memory error the model can fix (empty text, a block over its limit, an unknown
 label) comes back to it as a tool error with the reason.
 
 All four are idempotent, so a call a dead worker may have started is simply run again: search
@@ -28,6 +31,9 @@ from memory.records import NewMemory
 from memory.service import MemoryStore
 
 T = TypeVar("T")
+
+MAX_USER_BLOCKS = 16
+"""Most blocks of one user the tools create: each is in every prompt of that user."""
 
 
 def _store(ctx: ToolContext) -> MemoryStore:
@@ -56,7 +62,7 @@ def memory_search(
         k: How many memories to return.
     """
     store = _store(ctx)
-    where = MemoryFilter(agent_id=ctx.agent_id, user_id=ctx.user_id)
+    where = MemoryFilter.seen_by(ctx.agent_id, ctx.user_id)
     with _as_tool_error():
         hits = store.search(ctx.tenant_id, query, k=k, where=where)
     if not hits:
@@ -94,27 +100,74 @@ def memory_save(
     return "already known (updated the existing memory)" if result.deduplicated else "saved"
 
 
-def _on_block(ctx: ToolContext, label: str, edit: Callable[[str | None], Block]) -> Block:
-    """Edit the user's block of that label if there is one, else the agent's own."""
+def _shared(ctx: ToolContext, store: MemoryStore, label: str) -> Block | None:
+    try:
+        return store.get_block(ctx.tenant_id, ctx.agent_id, label)
+    except NotFound:
+        return None
+
+
+def _unknown(ctx: ToolContext, store: MemoryStore, label: str) -> ToolError:
+    labels = sorted(
+        {b.label for b in store.list_blocks(ctx.tenant_id, ctx.agent_id, user_id=ctx.user_id)}
+    )
+    return ToolError(f"no core memory block {label!r}; blocks: {', '.join(labels) or 'none'}")
+
+
+def _on_block(
+    ctx: ToolContext, label: str, edit: Callable[[str | None], Block], *, create: str | None
+) -> Block:
+    """Apply `edit` (given the owner: a user id, or None for the agent's own block) to the
+    block this session's tools may write.
+
+    With a user: that user's block of the label; when they have none yet, the agent-wide one
+    if the agent lets tools write it (`shared_blocks_writable`), else a new block of the
+    user's own holding `create` (an append's text; a replace has nothing to work on), with the
+    agent-wide block's limit. Without a user: the agent-wide block, only when writable. So no
+    end user's words reach another user's prompt unless the agent opted in."""
     store = _store(ctx)
     with _as_tool_error():
-        if ctx.user_id is not None:
+        if ctx.user_id is None:
+            if not ctx.shared_blocks_writable:
+                raise ToolError(
+                    "core memory is read-only in this session: it has no end user, and this "
+                    "agent's shared blocks are not writable by tools"
+                )
             try:
-                return edit(ctx.user_id)
+                return edit(None)
             except NotFound:
-                pass
+                raise _unknown(ctx, store, label) from None
         try:
-            return edit(None)
+            return edit(ctx.user_id)
         except NotFound:
-            labels = sorted(
-                {
-                    b.label
-                    for b in store.list_blocks(ctx.tenant_id, ctx.agent_id, user_id=ctx.user_id)
-                }
-            )
+            pass
+        shared = _shared(ctx, store, label)
+        if shared is not None and ctx.shared_blocks_writable:
+            return edit(None)
+        if create is None:
+            if shared is None:
+                raise _unknown(ctx, store, label)
             raise ToolError(
-                f"no core memory block {label!r}; blocks: {', '.join(labels) or 'none'}"
-            ) from None
+                f"block {label!r} is shared by every user of this agent and read-only to "
+                f"tools; this user has no {label!r} block of their own yet: add to it with "
+                "core_memory_append"
+            )
+        visible = store.list_blocks(ctx.tenant_id, ctx.agent_id, user_id=ctx.user_id)
+        if sum(b.user_id is not None for b in visible) >= MAX_USER_BLOCKS:
+            raise ToolError(
+                f"this user already has {MAX_USER_BLOCKS} core memory blocks; add to one of "
+                "those instead"
+            )
+        return store.set_block(
+            ctx.tenant_id,
+            ctx.agent_id,
+            label,
+            create,
+            user_id=ctx.user_id,
+            char_limit=shared.char_limit if shared is not None else None,
+            author="agent",
+            edit_key=ctx.idempotency_key,  # a re-run's append then finds its edit applied
+        )
 
 
 def core_memory_append(ctx: ToolContext, label: str, content: str) -> str:
@@ -137,6 +190,7 @@ def core_memory_append(ctx: ToolContext, label: str, content: str) -> str:
             author="agent",
             edit_key=ctx.idempotency_key,
         ),
+        create=content,
     )
     return f"appended; block {label!r} now holds {len(block.value)}/{block.char_limit} characters"
 
@@ -163,6 +217,7 @@ def core_memory_replace(ctx: ToolContext, label: str, old: str, new: str) -> str
             author="agent",
             edit_key=ctx.idempotency_key,
         ),
+        create=None,
     )
     return f"replaced; block {label!r} now holds {len(block.value)}/{block.char_limit} characters"
 

@@ -6,17 +6,32 @@ calls and tools are coroutines. Running them all on one long-lived loop (instead
 thread a handle (`Call`) it can wait on while it heartbeats, cancel, and wait on again until the
 coroutine has really ended: a cancelled future says nothing about whether the coroutine is
 still cleaning up, or still running because it has not been scheduled yet.
+
+Deployers' sync tools run on `ToolThreads`, not on the loop's default executor that the memory
+tools use: Python cannot stop a thread, so a sync tool past its time limit keeps its thread,
+and a few such hung calls would otherwise take every thread of the shared pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import functools
+import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from agents.errors import ToolError
+
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+DEFAULT_MAX_HUNG_TOOLS = 8
+"""Sync tool calls that may outlive their time limit (hung) in one worker process at once."""
 
 
 class Call(Generic[T]):
@@ -73,10 +88,123 @@ class Call(Generic[T]):
         return self._ended.is_set()
 
 
-class Portal:
-    """An event loop running in a daemon thread until `close`."""
+@dataclass
+class _Job:
+    """One sync call on the tool threads (its fields are guarded by the ToolThreads lock)."""
 
-    def __init__(self, name: str = "agentmill-portal") -> None:
+    tool: str
+    """The tool's name, for the log."""
+    done: bool = False
+    """The function has returned or raised."""
+    abandoned: bool = False
+    """Its caller stopped waiting (timeout, cancel) while it still ran: it is hung."""
+
+
+class ToolThreads:
+    """Where sync tools run: a daemon thread per call (a hung one never holds up the process's
+    exit), at most `max_hung` of them hung at a time. A call whose caller stops waiting while
+    its function still runs is hung until the function returns, if ever; while `max_hung` are,
+    a new call is refused with a ToolError the model reads, rather than queued behind them or
+    given yet another thread. Calls that are not hung are bounded by the worker's run threads,
+    which run their tool calls one at a time."""
+
+    def __init__(self, max_hung: int = DEFAULT_MAX_HUNG_TOOLS, name: str = "agentmill-tool"):
+        if max_hung < 1:
+            raise ValueError("max_hung must be at least 1")
+        self.max_hung = max_hung
+        self._name = name
+        self._lock = threading.Lock()
+        self._hung = 0
+
+    @property
+    def hung(self) -> int:
+        """Calls whose caller gave up while their thread still runs."""
+        with self._lock:
+            return self._hung
+
+    async def run(self, tool: str, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`function(*args, **kwargs)` in a thread of its own, awaited; cancelling the await
+        leaves the thread running (counted as hung). ToolError when `max_hung` calls are."""
+        with self._lock:
+            hung = self._hung
+        if hung >= self.max_hung:
+            log.warning(
+                "tool %r refused: %d sync tool calls are hung, the most allowed", tool, hung
+            )
+            raise ToolError(
+                f"too many hung tool calls: {hung} earlier calls of sync tools ran past their "
+                "time limit and still hold their threads; this call was not run, try again "
+                "later",
+                tool=tool,
+            )
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[T] = loop.create_future()
+        job = _Job(tool)
+        context = contextvars.copy_context()  # as asyncio.to_thread does
+
+        def work() -> None:
+            try:
+                result = context.run(function, *args, **kwargs)
+            except BaseException as exc:  # handed to the awaiting coroutine, as to_thread does
+                self._ended(job)
+                _deliver(loop, outcome, functools.partial(outcome.set_exception, exc))
+            else:
+                self._ended(job)
+                _deliver(loop, outcome, functools.partial(outcome.set_result, result))
+
+        threading.Thread(target=work, name=f"{self._name}-{tool}", daemon=True).start()
+        try:
+            return await outcome
+        except asyncio.CancelledError:
+            self._abandon(job)
+            raise
+
+    def _abandon(self, job: _Job) -> None:
+        with self._lock:
+            if job.done:
+                return
+            job.abandoned = True
+            self._hung += 1
+            hung = self._hung
+        log.warning(
+            "sync tool %r ran past its time limit; its thread runs on (%d of %d hung calls "
+            "allowed)",
+            job.tool,
+            hung,
+            self.max_hung,
+        )
+
+    def _ended(self, job: _Job) -> None:
+        with self._lock:
+            job.done = True
+            if not job.abandoned:
+                return
+            self._hung -= 1
+        log.info("hung call of sync tool %r has ended after all", job.tool)
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop, outcome: asyncio.Future[Any], set_it: Callable[[], None]
+) -> None:
+    """Settle `outcome` on its loop, unless its waiter has gone (cancelled, loop closed)."""
+
+    def settle() -> None:
+        if not outcome.done():
+            set_it()
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(settle)
+
+
+class Portal:
+    """An event loop running in a daemon thread until `close`, and the threads its sync tools
+    run on (`tool_threads`)."""
+
+    def __init__(
+        self, name: str = "agentmill-portal", *, max_hung_tools: int = DEFAULT_MAX_HUNG_TOOLS
+    ) -> None:
+        self.tool_threads = ToolThreads(max_hung_tools)
+        """Deployers' sync tools run here, apart from the default executor of the loop."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()

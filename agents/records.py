@@ -27,6 +27,10 @@ class MemoryPolicy:
     """Store each finished exchange as an episodic memory."""
     extract_facts: bool = True
     """After a run, let the model extract durable facts into memory (a background task)."""
+    shared_blocks_writable: bool = False
+    """Let the core_memory tools edit the agent-wide blocks every user sees. Off, a tool edit
+    in a user's session writes that user's own block, and one in a session without a user is
+    refused: no end user can put text into another's prompt."""
 
     def as_json(self) -> dict[str, Any]:
         """The jsonb form stored on the agent."""
@@ -36,6 +40,7 @@ class MemoryPolicy:
             "history_messages": self.history_messages,
             "save_episodes": self.save_episodes,
             "extract_facts": self.extract_facts,
+            "shared_blocks_writable": self.shared_blocks_writable,
         }
 
     @classmethod
@@ -46,7 +51,13 @@ class MemoryPolicy:
         return cls(**values, blocks=tuple(blocks) if blocks is not None else None)
 
 
-_POLICY_FIELDS = ("recall_k", "history_messages", "save_episodes", "extract_facts")
+_POLICY_FIELDS = (
+    "recall_k",
+    "history_messages",
+    "save_episodes",
+    "extract_facts",
+    "shared_blocks_writable",
+)
 
 
 @dataclass(frozen=True)

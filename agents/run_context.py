@@ -60,7 +60,8 @@ class ContextBuilder:
         store, k = self.s.memory, self.agent.memory.recall_k
         if store is None or k == 0:
             return []
-        where = MemoryFilter(agent_id=self.agent.id, user_id=self.chat.user_id)
+        # Without a user, only memories of nobody: a None user_id would mean every user's.
+        where = MemoryFilter.seen_by(self.agent.id, self.chat.user_id)
         try:
             return store.search(self.run.tenant_id, self.run.input, k=k, where=where)
         except UserError as exc:  # e.g. a message longer than a memory may be

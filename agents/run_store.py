@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import and_, exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
@@ -25,7 +26,15 @@ from sqlalchemy.orm import Session, aliased
 from agents import agent_store, batch_store
 from agents.errors import IdempotencyKeyReused, LeaseLost, SessionBusy
 from agents.events import append_event
-from agents.models import MessageRow, RunRow, StepRow, ToolCallRow
+from agents.models import (
+    AgentRow,
+    BatchRow,
+    MessageRow,
+    RunRow,
+    SessionRow,
+    StepRow,
+    ToolCallRow,
+)
 from agents.records import ACTIVE_STATUSES, Message, Run, Step, ToolCallRecord, Usage
 from core.errors import NotFound
 
@@ -90,6 +99,50 @@ def _active_run(session: Session, session_id: uuid.UUID) -> RunRow | None:
     )
 
 
+_KEY_CONSTRAINT = "uq_runs_tenant_idempotency_key"  # migration 0004
+
+
+def _hold_agent(session: Session, tenant_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """Key-share lock the session's agent, or NotFound (session or agent)."""
+    agent_id = session.scalar(
+        select(SessionRow.agent_id).where(
+            SessionRow.id == session_id, SessionRow.tenant_id == tenant_id
+        )
+    )
+    if agent_id is None:
+        raise NotFound("session", str(session_id))
+    held = session.scalar(
+        select(AgentRow.id).where(AgentRow.id == agent_id).with_for_update(key_share=True)
+    )
+    if held is None:  # deleted by a transaction that committed while this one waited
+        raise NotFound("agent", str(agent_id))
+
+
+def _is_key_clash(exc: IntegrityError) -> bool:
+    """Whether the insert broke the idempotency key's uniqueness (and nothing else)."""
+    cause = exc.orig
+    return (
+        isinstance(cause, psycopg.errors.UniqueViolation)
+        and cause.diag.constraint_name == _KEY_CONSTRAINT
+    )
+
+
+def _vanished(session: Session, row: RunRow) -> NotFound | None:
+    """NotFound for the first row the new run refers to that no longer exists (deleted by a
+    transaction that committed meanwhile), or None when they all do."""
+    references: tuple[tuple[str, Any, uuid.UUID | None], ...] = (
+        ("session", SessionRow, row.session_id),
+        ("agent", AgentRow, row.agent_id),
+        ("batch", BatchRow, row.batch_id),
+        ("run", RunRow, row.previous_run_id),
+    )
+    for kind, model, ident in references:
+        # A query, not session.get: the identity map would answer from rows loaded earlier.
+        if ident is not None and session.scalar(select(model.id).where(model.id == ident)) is None:
+            return NotFound(kind, str(ident))
+    return None
+
+
 def create_run(
     session: Session,
     tenant_id: uuid.UUID,
@@ -106,8 +159,16 @@ def create_run(
     run is an attempt of that batch's item; `previous_run_id`: the run it continues, whose
     lineage it joins).
 
-    The session row is locked first, so concurrent messages to one session are serialised:
-    the second sees the first's run and gets SessionBusy (409) unless `queue` is set."""
+    The agent is held (FOR KEY SHARE: a concurrent delete of it waits, then sees this run and
+    refuses) before the session row is locked, the order a delete takes them in, so the two
+    never deadlock; a gone agent or session is NotFound. The session lock serialises
+    concurrent messages to one session: the second sees the first's run and gets SessionBusy
+    (409) unless `queue` is set. `created_at` is the clock when the row is written, after the
+    lock, not the transaction's start: runs of a session sort in the order they got it.
+
+    IdempotencyKeyReused (409) only ever means that: a key sent before with another request.
+    A row that vanished meanwhile (a batch, the previous run) is NotFound (404)."""
+    _hold_agent(session, tenant_id, session_id)
     chat = agent_store.lock_session(session, tenant_id, session_id)
     fingerprint = request_hash(session_id, content, queue, metadata or {})
     if idempotency_key is not None:
@@ -136,16 +197,26 @@ def create_run(
         previous_run_id=previous_run_id,
         lineage_id=lineage_id,
         metadata_=dict(metadata or {}),
+        # now() is the transaction's start: a transaction that began first but got the
+        # session's lock second would sort its run before the one it waited for.
+        created_at=func.clock_timestamp(),
+        enqueued_at=func.clock_timestamp(),
     )
     try:
         with session.begin_nested():
             session.add(row)
             session.flush()
-    except IntegrityError:  # the same key, sent concurrently to another session
-        earlier = _by_key(session, tenant_id, idempotency_key or "")
-        if earlier is None or earlier.request_hash != fingerprint:
-            raise IdempotencyKeyReused from None
-        return NewRun(run_record(earlier), created=False, start_now=False)
+    except IntegrityError as exc:
+        if idempotency_key is not None and _is_key_clash(exc):
+            # The same key, sent concurrently to another session.
+            earlier = _by_key(session, tenant_id, idempotency_key)
+            if earlier is None or earlier.request_hash != fingerprint:
+                raise IdempotencyKeyReused from None
+            return NewRun(run_record(earlier), created=False, start_now=False)
+        gone = _vanished(session, row)
+        if gone is None:
+            raise  # a constraint nothing here explains: a bug, not the caller's doing
+        raise gone from None
     session.add(
         MessageRow(
             id=uuid.uuid4(),

@@ -6,12 +6,18 @@ before the lease could lapse); its result is stored under the call's id. A call 
 but without a result was cut short by a dead worker or a lost lease, so it may have taken
 effect: an idempotent tool (`Tool.idempotent`) runs it again with the same idempotency key;
 any other gets OUTCOME_UNKNOWN as its result, an error the model reads, and is not repeated.
+
+A sync tool other than the memory tools runs on the portal's `ToolThreads`, so deployer tools
+that hang (a thread cannot be stopped) never take the threads the memory tools run on, and
+once too many have hung, further calls are refused with a tool error instead of waiting.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -19,9 +25,11 @@ from agents import run_store
 from agents.attempt import Attempt
 from agents.context import ToolContext
 from agents.errors import ToolError, UnknownTool
+from agents.memory_tools import MEMORY_TOOLS
 from agents.models import RunRow
+from agents.portal import ToolThreads
 from agents.records import Run, Step, ToolCallRecord
-from agents.tools import ToolRegistry
+from agents.tools import Tool, ToolRegistry
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,19 @@ def idempotency_key(run: Run, step: int, call_id: str) -> str:
     item's retry that continues the run) and for no other call (call ids repeat across steps
     and runs)."""
     return f"{run.lineage}:{step}:{call_id}"
+
+
+def on_tool_threads(tool: Tool, threads: ToolThreads) -> Tool:
+    """The tool as this runner calls it: a sync deployer (or built-in) tool with its function
+    run on `threads`; a memory tool or an async tool as it is."""
+    if tool in MEMORY_TOOLS or inspect.iscoroutinefunction(tool.function):
+        return tool
+    function = tool.function
+
+    async def on_threads(*args: Any, **kwargs: Any) -> Any:
+        return await threads.run(tool.name, function, *args, **kwargs)
+
+    return replace(tool, function=on_threads)
 
 
 def run_tool_calls(attempt: Attempt, step: Step, tools: ToolRegistry, ctx: ToolContext) -> Step:
@@ -87,7 +108,8 @@ def _execute(
         "database",
     )
     call_ctx = replace(ctx, tool_call_id=call.call_id, idempotency_key=key)
+    runnable = on_tool_threads(tool, attempt.s.portal.tool_threads)
     try:
-        return attempt.lease.wait(tool.call(call_ctx, call.arguments), fenced=True), False
+        return attempt.lease.wait(runnable.call(call_ctx, call.arguments), fenced=True), False
     except ToolError as exc:
         return exc.message, True

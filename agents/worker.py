@@ -2,8 +2,9 @@
 
 Importing this module builds the Celery app from the settings. Each worker process builds its
 services once (database engine, model client, tools, memory store with its embedder, the
-event-loop portal) and runs runs in a pool of threads; a sweeper thread re-queues lost runs
-and another keeps the memory scopes' own vector indexes (memory.scope_indexes).
+event-loop portal) and runs runs in a pool of threads; a sweeper thread re-queues lost runs,
+another keeps the memory scopes' own vector indexes (memory.scope_indexes) and a cleaner
+deletes what the retention settings no longer keep (agents.cleaner).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from celery import signals
 
 from agents import agent_store, run_store
 from agents.builtin_tools import BUILTIN_TOOLS
+from agents.cleaner import Cleaner, Retention
 from agents.executor import RunExecutor, Services
 from agents.facts import extract_facts
 from agents.heartbeat import Heartbeat
@@ -149,6 +151,8 @@ def _start_periodic(**_: Any) -> None:
             "agentmill-scope-indexer", SETTINGS.memory_scope_index_interval_s, indexer.run_once
         )
     )
+    cleaner = Cleaner(svc.engine, Retention.of(SETTINGS))
+    tasks.append(Periodic("agentmill-cleaner", SETTINGS.retention_interval_s, cleaner.run_once))
     heartbeat = Heartbeat(svc.engine, SETTINGS.worker_concurrency)
     _heartbeats.append(heartbeat)
     heartbeat_safely(heartbeat)  # /readyz sees this worker at once

@@ -1,8 +1,10 @@
-"""What /readyz reports: each component the API depends on, checked and briefly cached.
+"""What /readyz reports: each component the API depends on, checked and briefly cached; and
+the guard that refuses new runs and batches while the database's disk is full.
 
-The database decides the status code (without it the API can do nothing: 503); the broker,
-the inference server and the workers are reported in the body, and any of them down makes
-the status "degraded" (requests are still accepted: runs wait in the queue).
+The database and its disk decide the status code (without the one the API can do nothing,
+without room on the other it must take no new work: 503); the broker, the inference server
+and the workers are reported in the body, and any of them down makes the status "degraded"
+(requests are still accepted: runs wait in the queue).
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 
 from agents.heartbeat import live_workers
+from api.deps import PrincipalDep
 from core.config import Settings
 from core.db import ping
+from core.disk import DiskMonitor
 from core.errors import DatabaseUnavailable
 
 CACHE_S = 2.0
@@ -32,11 +37,13 @@ class Report:
 
     database_ok: bool
     components: dict[str, dict[str, Any]]
+    disk_problem: str | None = None
+    """Why the database's disk takes no new work, or None while it has room."""
 
     @property
     def status(self) -> str:
-        """ready, degraded (something but the database is down) or unavailable."""
-        if not self.database_ok:
+        """ready, degraded (something but the database or its disk is down) or unavailable."""
+        if not self.database_ok or self.disk_problem is not None:
             return "unavailable"
         ok = all(c["status"] == "ok" for c in self.components.values())
         return "ready" if ok else "degraded"
@@ -71,6 +78,8 @@ class Readiness:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self._settings = settings
         self._engine = engine
+        self.disk = DiskMonitor(engine, settings)
+        """The database's room, also checked before each new run (`require_disk_room`)."""
         self._lock = threading.Lock()
         self._cached: tuple[float, Report] | None = None
 
@@ -95,7 +104,9 @@ class Readiness:
                 "error": "the database does not answer",
             }
         )
-        return Report(database["status"] == "ok", components)
+        disk = self.disk.check()
+        components["disk"] = disk.as_json()
+        return Report(database["status"] == "ok", components, disk.problem)
 
     def _database(self) -> dict[str, Any]:
         ping(self._engine)
@@ -143,3 +154,20 @@ class Readiness:
             "concurrency": sum(b.concurrency for b in beats),
             "last_beat_s": round(min(b.age_s for b in beats), 1),
         }
+
+
+INSUFFICIENT_STORAGE = 507
+
+
+def require_disk_room(request: Request, principal: PrincipalDep) -> None:
+    """Route dependency of what creates runs: 507 with the envelope, before anything is
+    written, while the database's disk is below its threshold (after authentication, which
+    `principal` forces first, so strangers learn nothing of the disk)."""
+    readiness: Readiness = request.app.state.readiness
+    problem = readiness.disk.check().problem
+    if problem is not None:
+        raise HTTPException(INSUFFICIENT_STORAGE, detail=problem)
+
+
+DiskRoom = Depends(require_disk_room)
+"""`dependencies=[DiskRoom]` on a route that creates runs."""

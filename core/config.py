@@ -277,6 +277,70 @@ class Settings(BaseSettings):
         "(besides the `agentmill.tools` entry points).",
     )
 
+    retention_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400.0,
+        description="How often each worker runs the cleaner (agents/cleaner.py); one worker "
+        "at a time does the work.",
+    )
+    retention_batch_rows: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Rows the cleaner deletes or compacts per statement (each in its own "
+        "short transaction).",
+    )
+    retention_broker_consumed_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        le=30 * 86_400.0,
+        description="Consumed messages of the database broker (kombu_message rows marked "
+        "invisible) are deleted this long after they were taken; pending ones never are.",
+    )
+    retention_delta_events_s: float = Field(
+        default=60.0,
+        ge=0.0,
+        le=30 * 86_400.0,
+        description="The token deltas (message.delta events) of a run that ended are deleted "
+        "this long after it ended; its lifecycle events and its answer (the message event) "
+        "are kept.",
+    )
+    retention_step_context_days: float | None = Field(
+        default=7.0,
+        ge=0.0,
+        description="The recorded context (the whole prompt) of each step of an ended run is "
+        "emptied this many days after the step; empty or `forever` keeps contexts forever.",
+    )
+    retention_block_versions: int | None = Field(
+        default=50,
+        ge=1,
+        description="Versions of each core memory block kept in its history (the newest); "
+        "empty or `forever` keeps every version.",
+    )
+    disk_min_free_mb: int = Field(
+        default=512,
+        ge=0,
+        description="Free space (MiB) the database's data directory must keep: below it "
+        "/readyz answers 503 and new runs and batches are refused (507); 0 turns the check "
+        "off.",
+    )
+    disk_max_database_mb: int | None = Field(
+        default=None,
+        ge=1,
+        description="For a database whose data directory this machine cannot see (a remote "
+        "server): the most MiB the database may use (pg_database_size) before the same "
+        "refusals; unset = no limit.",
+    )
+
+    @field_validator("retention_step_context_days", "retention_block_versions", mode="before")
+    @classmethod
+    def _forever(cls, value: object) -> object:
+        # An environment variable cannot be unset to None: an empty value or `forever` is.
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "forever"):
+            return None
+        return value
+
     @field_validator("home", mode="after")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

@@ -286,9 +286,12 @@ def block_history(
     label: str,
     *,
     user_id: str | None = None,
+    after: int = 0,
+    limit: int | None = None,
 ) -> list[BlockVersion]:
-    """Every version of a block, oldest first, or `NotFound`."""
-    rows = session.execute(
+    """The block's versions after version `after`, oldest first (at most `limit`), or
+    `NotFound` when there is no such block."""
+    query = (
         select(MemoryBlockVersion)
         .join(MemoryBlock, MemoryBlock.id == MemoryBlockVersion.block_id)
         .where(
@@ -297,9 +300,12 @@ def block_history(
             MemoryBlock.agent_id == agent_id,
             MemoryBlock.user_id == (user_id or ""),
             MemoryBlock.label == label,
+            MemoryBlockVersion.version > after,
         )
         .order_by(MemoryBlockVersion.version)
-    ).scalars()
+    )
+    if limit is not None:
+        query = query.limit(limit)
     history = [
         BlockVersion(
             version=v.version,
@@ -308,10 +314,10 @@ def block_history(
             author=v.author,
             created_at=v.created_at,
         )
-        for v in rows
+        for v in session.execute(query).scalars()
     ]
     if not history:
-        raise NotFound("block", label)
+        get_block(session, tenant_id, agent_id, label, user_id=user_id)  # NotFound if none
     return history
 
 
@@ -338,23 +344,15 @@ def delete_block(
         raise NotFound("block", label)
 
 
-def erase_user_blocks(session: Session, tenant_id: uuid.UUID, user_id: str) -> int:
-    """Delete every block (and its history) about one user; return how many."""
-    ids = session.scalars(
-        delete(MemoryBlock)
-        .where(MemoryBlock.tenant_id == tenant_id, MemoryBlock.user_id == user_id)
-        .returning(MemoryBlock.id)
-    ).all()
-    return len(ids)
-
-
 def render_blocks(blocks: list[Block]) -> str:
-    """Blocks as the text placed at the top of an agent's context."""
+    """Blocks as the text placed at the top of an agent's context. A value cannot close its
+    own tag and pose as another block: a `</label` in it is written `&lt;/label`."""
     parts = []
     for block in blocks:
         owner = f' user="{block.user_id}"' if block.user_id else ""
+        closer = re.compile(rf"<(?=\s*/\s*{re.escape(block.label)})", re.I)
         parts.append(
             f'<{block.label}{owner} chars="{len(block.value)}/{block.char_limit}">\n'
-            f"{block.value}\n</{block.label}>"
+            f"{closer.sub('&lt;', block.value)}\n</{block.label}>"
         )
     return "\n".join(parts)

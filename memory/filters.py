@@ -24,6 +24,9 @@ class MemoryFilter:
     """Only this agent's memories."""
     user_id: str | None = None
     """Only memories about this end user."""
+    no_user: bool = False
+    """Only memories about no end user (user_id NULL): what a session without a user may
+    see. None of `user_id` means "any user", so this is how to say "nobody"."""
     session_id: uuid.UUID | None = None
     """Only memories written in this session."""
     kinds: tuple[Kind, ...] | None = None
@@ -36,6 +39,8 @@ class MemoryFilter:
     """Metadata containment: every key/value here must be present (jsonb `@>`)."""
 
     def __post_init__(self) -> None:
+        if self.no_user and self.user_id is not None:
+            raise InvalidMemoryInput("no_user excludes user_id", param="no_user")
         for name, value in (
             ("created_after", self.created_after),
             ("created_before", self.created_before),
@@ -50,11 +55,18 @@ class MemoryFilter:
                     )
 
     @classmethod
+    def seen_by(cls, agent_id: uuid.UUID, user_id: str | None) -> MemoryFilter:
+        """What a run (or its tools) may recall: the agent's memories of this end user, and in
+        a session without one only the memories of nobody, never every user's."""
+        return cls(agent_id=agent_id, user_id=user_id, no_user=user_id is None)
+
+    @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> MemoryFilter:
         """Build a filter from loosely typed input (query parameters, tool arguments).
 
-        `kind` may be one kind or a list; ids may be strings; times ISO 8601. A field that is
-        not one of this class's fields raises `UnknownFilterField`."""
+        `kind` may be one kind or a list; ids may be strings; times ISO 8601; `no_user` a bool
+        or "true"/"false". A field that is not one of this class's fields raises
+        `UnknownFilterField`."""
         allowed = (*(f.name for f in fields(cls)), "kind")
         values: dict[str, Any] = {}
         for name, value in raw.items():
@@ -68,6 +80,8 @@ class MemoryFilter:
                 values["kinds"] = (value,) if isinstance(value, str) else tuple(value)
             elif name in ("created_after", "created_before"):
                 values[name] = _time(name, value)
+            elif name == "no_user":
+                values[name] = _flag(name, value)
             elif name == "metadata":
                 if not isinstance(value, Mapping):
                     raise InvalidMemoryInput("metadata filter must be an object", param=name)
@@ -84,6 +98,17 @@ def _uuid(name: str, value: Any) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise InvalidMemoryInput(f"{name} must be a UUID", param=name) from None
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise InvalidMemoryInput(f"{name} must be true or false", param=name)
 
 
 def _time(name: str, value: Any) -> datetime:

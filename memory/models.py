@@ -1,5 +1,6 @@
 """Table models of the memory layer. The DDL (HNSW and GIN indexes included) lives in
-migrations 0003 and 0005; these mappings only describe the columns to SQLAlchemy."""
+migrations 0003, 0005 and 0011 (erasure tombstones); these mappings only describe the
+columns to SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Integer,
+    LargeBinary,
     String,
     Text,
     func,
@@ -101,3 +103,21 @@ class MemoryBlockVersion(Base):
     edit_key: Mapped[str | None] = mapped_column(Text)
     """Idempotency key of the tool call that wrote it (migration 0009); None for others."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Erasure(Base):
+    """A tombstone (migration 0011): an end user's data (of one agent, or of all with
+    `agent_id` None) or one session was erased at `erased_at`; memory.erasure refuses writes
+    that began before it."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID | None]
+    user_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """SHA-256 of the tenant id and the user id (memory.erasure.user_hash), never the id."""
+    session_id: Mapped[uuid.UUID | None]
+    erased_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp()
+    )

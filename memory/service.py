@@ -185,23 +185,48 @@ class MemoryStore:
             return where
         return MemoryFilter.parse(where)
 
+    def update(
+        self,
+        tenant_id: uuid.UUID,
+        memory_id: uuid.UUID,
+        *,
+        content: str | None = None,
+        importance: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> MemoryRecord:
+        """Change a memory in one transaction: new content (validated like a write, embedded
+        again), importance, or metadata (replaced whole). Content that another memory of its
+        scope already holds (a near-duplicate, as a write would merge) is `Conflict`; an
+        invalid part changes nothing. `NotFound` for another tenant's memory."""
+        probe = NewMemory(
+            agent_id=memory_id,
+            content="-" if content is None else content,
+            importance=0.5 if importance is None else importance,
+        )
+        writer.validate(probe, self.settings)
+        vectors: dict[str, Any] = {}
+        if content is not None:
+            with transaction(self.engine) as session:
+                context = store.memory_context(session, tenant_id, memory_id)
+            texts = [content, f"{content}\n{context}"] if context else [content]
+            embedded = self.embedder.embed(texts)
+            vectors = {"content": content, "embedding": embedded[0]}
+            vectors["context_embedding"] = embedded[-1]
+        with transaction(self.engine) as session:
+            return store.patch_memory(
+                session,
+                tenant_id,
+                memory_id,
+                {**vectors, "importance": importance, "metadata_": metadata},
+                self.settings.memory_dedupe_similarity,
+            )
+
     # -- deleting --------------------------------------------------------------------------
 
     def delete(self, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> None:
         """Delete one memory, or `NotFound`."""
         with transaction(self.engine) as session:
             store.delete_memory(session, tenant_id, memory_id)
-
-    def erase_user(
-        self, tenant_id: uuid.UUID, user_id: str, *, agent_id: uuid.UUID | None = None
-    ) -> int:
-        """Erase everything about one end user: memories (with their embeddings) and, unless
-        limited to one agent, the user's core blocks. Returns how many rows went."""
-        with transaction(self.engine) as session:
-            count = store.erase_user(session, tenant_id, user_id, agent_id)
-            if agent_id is None:
-                count += blocks.erase_user_blocks(session, tenant_id, user_id)
-        return count
 
     # -- core memory blocks ----------------------------------------------------------------
 
@@ -215,8 +240,9 @@ class MemoryStore:
         user_id: str | None = None,
         char_limit: int | None = None,
         author: str = "api",
+        edit_key: str | None = None,
     ) -> blocks.Block:
-        """Create or replace a block's value (a change adds a version)."""
+        """Create or replace a block's value (a change adds a version); once per `edit_key`."""
         with transaction(self.engine) as session:
             return blocks.set_block(
                 session,
@@ -228,6 +254,7 @@ class MemoryStore:
                 char_limit=char_limit,
                 default_limit=self.settings.memory_block_char_limit,
                 author=author,
+                edit_key=edit_key,
             )
 
     def append_to_block(
@@ -295,11 +322,20 @@ class MemoryStore:
             return blocks.list_blocks(session, tenant_id, agent_id, user_id=user_id)
 
     def block_history(
-        self, tenant_id: uuid.UUID, agent_id: uuid.UUID, label: str, *, user_id: str | None = None
+        self,
+        tenant_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        label: str,
+        *,
+        user_id: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
     ) -> list[blocks.BlockVersion]:
-        """A block's versions, oldest first."""
+        """A block's versions after version `after`, oldest first (at most `limit`)."""
         with transaction(self.engine) as session:
-            return blocks.block_history(session, tenant_id, agent_id, label, user_id=user_id)
+            return blocks.block_history(
+                session, tenant_id, agent_id, label, user_id=user_id, after=after, limit=limit
+            )
 
     def delete_block(
         self, tenant_id: uuid.UUID, agent_id: uuid.UUID, label: str, *, user_id: str | None = None

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.orm import Session
 
-from core.errors import NotFound
+from core.errors import Conflict, NotFound
 from memory.filters import MemoryFilter
 from memory.models import EMBEDDING_DIMENSION, Memory
 from memory.records import MemoryRecord
@@ -61,6 +61,8 @@ def conditions(tenant_id: uuid.UUID, where: MemoryFilter) -> list[ColumnElement[
         out.append(Memory.agent_id == where.agent_id)
     if where.user_id is not None:
         out.append(Memory.user_id == where.user_id)
+    elif where.no_user:
+        out.append(Memory.user_id.is_(None))
     if where.session_id is not None:
         out.append(Memory.session_id == where.session_id)
     if where.kinds is not None:
@@ -273,16 +275,64 @@ def delete_memory(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) 
         raise NotFound("memory", str(memory_id))
 
 
-def erase_user(
-    session: Session, tenant_id: uuid.UUID, user_id: str, agent_id: uuid.UUID | None = None
-) -> int:
-    """Delete every memory about one user (of one agent, or all agents); return the count.
+def memory_context(session: Session, tenant_id: uuid.UUID, memory_id: uuid.UUID) -> str:
+    """The retrieval context text of one memory, or `NotFound`."""
+    context = session.scalar(
+        select(Memory.context).where(Memory.tenant_id == tenant_id, Memory.id == memory_id)
+    )
+    if context is None:
+        raise NotFound("memory", str(memory_id))
+    return context
 
-    The rows go with their embeddings and text index entries; VACUUM reclaims the space."""
-    query = delete(Memory).where(Memory.tenant_id == tenant_id, Memory.user_id == user_id)
-    if agent_id is not None:
-        query = query.where(Memory.agent_id == agent_id)
-    return len(session.scalars(query.returning(Memory.id)).all())
+
+def patch_memory(
+    session: Session,
+    tenant_id: uuid.UUID,
+    memory_id: uuid.UUID,
+    values: Mapping[str, Any],
+    min_similarity: float,
+) -> MemoryRecord:
+    """Apply the non-None column values to one memory, row-locked, and stamp updated_at.
+    New content (with its `embedding`) that a near-duplicate in the memory's scope already
+    holds is `Conflict`, naming that memory; `NotFound` for an unknown memory."""
+    row = session.execute(
+        select(*PUBLIC_COLUMNS)
+        .where(Memory.tenant_id == tenant_id, Memory.id == memory_id)
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise NotFound("memory", str(memory_id))
+    current = record(row)
+    changes = {name: value for name, value in values.items() if value is not None}
+    if "embedding" in changes:
+        session_id = current.session_id if current.kind == "episodic" else None
+        scope = Scope(current.agent_id, current.user_id, current.kind, session_id)
+        distance = Memory.embedding.cosine_distance(changes["embedding"])
+        twin = session.scalar(
+            select(Memory.id)
+            .where(
+                *_scope_conditions(tenant_id, scope),
+                Memory.id != memory_id,
+                distance <= 1.0 - min_similarity,
+            )
+            .order_by(distance)
+            .limit(1)
+        )
+        if twin is not None:
+            raise Conflict(
+                f"memory {twin} already holds this content (a near-duplicate); change or "
+                "delete that one instead",
+                param="content",
+            )
+    if "metadata_" in changes:
+        changes["metadata_"] = dict(changes["metadata_"])
+    updated = session.execute(
+        update(Memory)
+        .where(Memory.tenant_id == tenant_id, Memory.id == memory_id)
+        .values(**changes, updated_at=func.now())
+        .returning(*PUBLIC_COLUMNS)
+    ).one()
+    return record(updated)
 
 
 def record_access(session: Session, tenant_id: uuid.UUID, counts: Mapping[uuid.UUID, int]) -> None:

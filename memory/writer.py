@@ -6,7 +6,8 @@ normalised sum of its window's turn embeddings (docs/memory.md measured it again
 model pass over the window text), so the transaction holds no connection while the CPU embeds.
 The transaction then makes a fixed number of round trips whatever the batch size: one for the
 sessions' latest stored turns, one near-duplicate lookup per scope (a batch of one session's
-turns is one scope), one INSERT, and one UPDATE executemany when there are near-duplicates."""
+turns is one scope), one INSERT, and one UPDATE executemany when there are near-duplicates;
+for a memory of a user or a session, first two more: the erasure locks and tombstones."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from memory import store
+from memory import erasure, store
 from memory.embedder import Embedder
 from memory.errors import (
     ContentTooLarge,
@@ -224,7 +225,10 @@ def write(
     embedded: Embedded,
     threshold: float,
 ) -> list[WriteResult]:
-    """Window, deduplicate and store an embedded batch in the caller's transaction."""
+    """Window, deduplicate and store an embedded batch in the caller's transaction; nothing,
+    and `ErasedSource`, when an erase forbids any of it (memory.erasure: checked under the
+    locks an erase takes, so a write that began before an erase cannot outlive it)."""
+    erasure.check_writes(session, tenant_id, memories)
     session_ids = sorted({m.session_id for m in memories if windowed(m) and m.session_id})
     stored = store.recent_in_sessions(session, tenant_id, session_ids, BEFORE)
     pending = plan(memories, embedded, stored)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from agents import batch_store, batches
 from agents.records import Batch, BatchItem
 from api.deps import EngineDep, PrincipalDep, RunQueueDep, parse_id
+from api.readiness import DiskRoom
 from api.schemas.batches import (
     CREATE_OPENAPI,
     JSONL_TYPES,
@@ -87,7 +88,8 @@ def _body(content_type: str, raw: bytes, options: dict[str, object]) -> BatchCre
     "",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=CREATE_OPENAPI,
-    responses=error_responses(400, 404, 413),
+    dependencies=[DiskRoom],
+    responses=error_responses(400, 404, 413, 507),
 )
 async def create_batch(
     request: Request,

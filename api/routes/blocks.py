@@ -8,7 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from api.deps import MemoryDep, OwnedAgentId, PrincipalDep
-from api.schemas.blocks import BlockPublic, BlockPut, BlockQuery, BlockVersionPublic, LabelPath
+from api.schemas.blocks import (
+    BlockHistoryQuery,
+    BlockPublic,
+    BlockPut,
+    BlockQuery,
+    BlockVersionPublic,
+    LabelPath,
+)
 from api.schemas.common import Page
 from core.web.errors import error_responses
 
@@ -83,9 +90,21 @@ def block_history(
     principal: PrincipalDep,
     agent_id: OwnedAgentId,
     label: LabelPath,
-    params: BlockParams,
+    params: Annotated[BlockHistoryQuery, Query()],
     memory: MemoryDep,
 ) -> Page[BlockVersionPublic]:
-    """Every version of a block, oldest first (one page)."""
-    history = memory.block_history(principal.tenant_id, agent_id, label, user_id=params.user_id)
-    return Page[BlockVersionPublic](data=[BlockVersionPublic.of(entry) for entry in history])
+    """A block's versions, oldest first, `limit` per page; `next_cursor` resumes after the
+    last version of the page."""
+    history = memory.block_history(
+        principal.tenant_id,
+        agent_id,
+        label,
+        user_id=params.user_id,
+        after=params.after(),
+        limit=params.limit + 1,
+    )
+    page = history[: params.limit]
+    next_cursor = str(page[-1].version) if len(history) > params.limit else None
+    return Page[BlockVersionPublic](
+        data=[BlockVersionPublic.of(entry) for entry in page], next_cursor=next_cursor
+    )

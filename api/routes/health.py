@@ -29,12 +29,18 @@ def healthz() -> dict[str, str]:
 def readyz(
     readiness: Annotated[Readiness, Depends(get_readiness)],
 ) -> dict[str, Any] | JSONResponse:
-    """Each component (database, broker, inference, workers); 200 while the database answers
-    (status "ready", or "degraded" naming what is down), 503 with the error envelope when it
-    does not."""
+    """Each component (database, broker, inference, workers, disk); 200 while the database
+    answers and its disk has room (status "ready", or "degraded" naming what is down), 503
+    with the error envelope when it does not."""
     report = readiness.report()
     body = {"status": report.status, "components": report.components}
-    if not report.database_ok:
-        error = {"type": "unavailable", "message": "the database does not answer"}
-        return JSONResponse({"error": error, **body}, status_code=503, headers={"Retry-After": "5"})
+    if not report.database_ok or report.disk_problem is not None:
+        if report.database_ok:  # up, but its disk is full: that takes longer than a restart
+            message, retry = report.disk_problem, "60"
+        else:
+            message, retry = "the database does not answer", "5"
+        error = {"type": "unavailable", "message": message}
+        return JSONResponse(
+            {"error": error, **body}, status_code=503, headers={"Retry-After": retry}
+        )
     return body

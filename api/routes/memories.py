@@ -1,5 +1,5 @@
-"""Long-term memories: write, search or list, read, delete, and erase an end user's
-(tenant-scoped; another tenant's agents and memories are 404)."""
+"""Long-term memories: write, search or list, read, change, delete, and erase an end user's
+data (tenant-scoped; another tenant's agents and memories are 404)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from agents import agent_store
+from agents import agent_store, erasure
 from api.deps import EngineDep, MemoryDep, MemoryId, OwnedAgentId, PrincipalDep
 from api.schemas.common import Page, Storable, invalid
+from api.schemas.erasure import Erased
 from api.schemas.memories import (
-    Erased,
     MemoryCreate,
     MemoryHit,
     MemoryPublic,
     MemoryQuery,
+    MemoryUpdate,
     MemoryWritten,
     decode_list_cursor,
     encode_list_cursor,
@@ -23,7 +24,6 @@ from api.schemas.memories import (
     page_window,
 )
 from core.db import transaction
-from core.errors import NotFound
 from core.web.errors import error_responses
 
 router = APIRouter(prefix="/v1", tags=["memories"], responses=error_responses(401, 422, 429))
@@ -102,6 +102,23 @@ def get_memory(principal: PrincipalDep, memory_id: MemoryId, memory: MemoryDep) 
     return MemoryPublic.of(memory.get(principal.tenant_id, memory_id))
 
 
+@router.patch("/memories/{memory_id}", responses=error_responses(404, 409, 413))
+def update_memory(
+    principal: PrincipalDep, memory_id: MemoryId, body: MemoryUpdate, memory: MemoryDep
+) -> MemoryPublic:
+    """Change a memory's content (embedded again), importance or metadata (replaced whole).
+    Content another memory of its scope already holds (a near-duplicate) is 409; an invalid
+    part changes nothing."""
+    record = memory.update(
+        principal.tenant_id,
+        memory_id,
+        content=body.content,
+        importance=body.importance,
+        metadata=body.metadata,
+    )
+    return MemoryPublic.of(record)
+
+
 @router.delete(
     "/memories/{memory_id}",
     status_code=status.HTTP_204_NO_CONTENT,
@@ -113,28 +130,41 @@ def delete_memory(principal: PrincipalDep, memory_id: MemoryId, memory: MemoryDe
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+# The `/memories` forms came first; the shorter ones say what they do. They are registered
+# after them: `{user_id:path}` would otherwise read ".../users/ann/memories" as user
+# "ann/memories" (such a user id is erased through the `/memories` form, with %2F).
+
+
 @router.delete("/agents/{agent_id}/users/{user_id:path}/memories", responses=error_responses(404))
-def erase_agent_user(
-    principal: PrincipalDep, agent_id: OwnedAgentId, user_id: UserIdPath, memory: MemoryDep
+def erase_agent_user_memories(
+    principal: PrincipalDep, agent_id: OwnedAgentId, user_id: UserIdPath, engine: EngineDep
 ) -> Erased:
-    """Erase everything the agent stores about one end user: memories and the user's blocks."""
-    tenant_id = principal.tenant_id
-    deleted = memory.erase_user(tenant_id, user_id, agent_id=agent_id)
-    # MemoryStore.erase_user limited to one agent leaves blocks alone; these deletes are
-    # separate transactions, so a failed erase is finished by repeating the request.
-    for block in memory.list_blocks(tenant_id, agent_id, user_id=user_id):
-        if block.user_id != user_id:
-            continue
-        try:
-            memory.delete_block(tenant_id, agent_id, block.label, user_id=user_id)
-        except NotFound:  # a concurrent delete got there first
-            continue
-        deleted += 1
-    return Erased(deleted=deleted)
+    """Same as DELETE /v1/agents/{agent_id}/users/{user_id}."""
+    return erase_agent_user(principal, agent_id, user_id, engine)
 
 
 @router.delete("/users/{user_id:path}/memories")
-def erase_user(principal: PrincipalDep, user_id: UserIdPath, memory: MemoryDep) -> Erased:
-    """Erase everything stored about one end user across the tenant's agents: memories and
-    core blocks with their history, in one transaction (GDPR-style erase)."""
-    return Erased(deleted=memory.erase_user(principal.tenant_id, user_id))
+def erase_user_memories(principal: PrincipalDep, user_id: UserIdPath, engine: EngineDep) -> Erased:
+    """Same as DELETE /v1/users/{user_id}."""
+    return erase_user(principal, user_id, engine)
+
+
+@router.delete("/agents/{agent_id}/users/{user_id:path}", responses=error_responses(404))
+def erase_agent_user(
+    principal: PrincipalDep, agent_id: OwnedAgentId, user_id: UserIdPath, engine: EngineDep
+) -> Erased:
+    """Erase everything the agent stores about one end user, in one transaction: their
+    sessions with messages, runs, steps, tool calls and events; memories; core blocks with
+    their history; batch items redacted. Later writes that began before it store nothing."""
+    with transaction(engine) as session:
+        report = erasure.erase_user(session, principal.tenant_id, user_id, agent_id=agent_id)
+    return Erased.of(report)
+
+
+@router.delete("/users/{user_id:path}")
+def erase_user(principal: PrincipalDep, user_id: UserIdPath, engine: EngineDep) -> Erased:
+    """Erase everything stored about one end user across the tenant's agents, in one
+    transaction (GDPR-style erase): as the per-agent erase, for every agent."""
+    with transaction(engine) as session:
+        report = erasure.erase_user(session, principal.tenant_id, user_id)
+    return Erased.of(report)

@@ -1,4 +1,5 @@
-"""Sessions and their messages; posting a message starts a run."""
+"""Sessions and their messages: create, list an agent's, read, delete with everything under
+it; posting a message starts a run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from agents import agent_store, run_store
+from agents import agent_store, erasure, run_store
 from api import dispatch
 from api.deps import (
     AgentId,
@@ -19,7 +20,9 @@ from api.deps import (
     RunQueueDep,
     SessionId,
 )
-from api.schemas.common import Limit, Page
+from api.readiness import DiskRoom
+from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
+from api.schemas.erasure import ErasedCounts, SessionDeleted
 from api.schemas.runs import RunPublic
 from api.schemas.sessions import (
     MAX_MESSAGE_SEQ,
@@ -27,6 +30,7 @@ from api.schemas.sessions import (
     MessagePublic,
     SessionCreate,
     SessionPublic,
+    SessionQuery,
 )
 from api.streaming import sse_response, wait_for_end
 from core.db import transaction
@@ -61,6 +65,41 @@ def create_session(
             session, principal.tenant_id, agent_id, user_id=body.user_id, metadata=body.metadata
         )
     return SessionPublic.of(chat)
+
+
+@router.get("/agents/{agent_id}/sessions", responses=error_responses(404))
+def list_sessions(
+    principal: PrincipalDep,
+    agent_id: AgentId,
+    params: Annotated[SessionQuery, Query()],
+    engine: EngineDep,
+) -> Page[SessionPublic]:
+    """The agent's sessions, newest first, `limit` per page; with `user_id`, that end user's."""
+    before = decode_cursor(params.cursor) if params.cursor is not None else None
+    with transaction(engine) as session:
+        chats = agent_store.list_sessions(
+            session,
+            principal.tenant_id,
+            agent_id,
+            user_id=params.user_id,
+            limit=params.limit + 1,
+            before=before,
+        )
+    page = chats[: params.limit]
+    more = len(chats) > params.limit
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    return Page(data=[SessionPublic.of(c) for c in page], next_cursor=next_cursor)
+
+
+@router.delete("/sessions/{session_id}", responses=error_responses(404))
+def delete_session(
+    principal: PrincipalDep, session_id: SessionId, engine: EngineDep
+) -> SessionDeleted:
+    """Delete a session with its messages, runs (their steps, tool calls and events) and the
+    memories written in it, in one transaction; a run in flight stops. Counts what went."""
+    with transaction(engine) as session:
+        report = erasure.delete_session(session, principal.tenant_id, session_id)
+    return SessionDeleted(erased=ErasedCounts.of(report))
 
 
 @router.get("/sessions/{session_id}", responses=error_responses(404))
@@ -104,13 +143,14 @@ def list_runs(
     "/sessions/{session_id}/messages",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RunPublic,
+    dependencies=[DiskRoom],
     responses={
         200: {
             "model": RunPublic,
             "content": {"text/event-stream": {}},
             "description": "Finished (wait), an idempotent retry, or the run's events (stream).",
         },
-        **error_responses(400, 404, 413, 503),
+        **error_responses(400, 404, 413, 503, 507),
         409: {
             "model": ErrorEnvelope,
             "description": "The session is busy, or the Idempotency-Key was reused.",

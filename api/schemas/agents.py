@@ -36,6 +36,11 @@ class MemoryPolicyIn(Inbound):
     history_messages: int = Field(default=20, ge=0, le=200, description="Recent messages kept.")
     save_episodes: bool = Field(default=True, description="Store each exchange as a memory.")
     extract_facts: bool = Field(default=True, description="Extract durable facts after a run.")
+    shared_blocks_writable: bool = Field(
+        default=False,
+        description="Let the core_memory tools edit the agent-wide blocks every user sees "
+        "(off: a tool edit writes the session user's own block).",
+    )
 
     @field_validator("blocks")
     @classmethod
@@ -69,6 +74,7 @@ class MemoryPolicyPublic(BaseModel):
     history_messages: int
     save_episodes: bool
     extract_facts: bool
+    shared_blocks_writable: bool
 
     @classmethod
     def of(cls, policy: MemoryPolicy) -> MemoryPolicyPublic:

@@ -1,4 +1,5 @@
-"""Core memory block shapes: BlockPut, BlockQuery, BlockPublic, BlockVersionPublic."""
+"""Core memory block shapes: BlockPut, BlockQuery, BlockHistoryQuery, BlockPublic,
+BlockVersionPublic."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Inbound
+from api.schemas.common import Inbound, invalid
 from api.schemas.memories import UserId
 from memory.blocks import MAX_BLOCK_LIMIT, Block, BlockVersion
 
@@ -46,6 +47,28 @@ class BlockQuery(Inbound):
         default=None,
         description="The end user's block (listing: the agent's blocks plus this user's).",
     )
+
+
+MAX_BLOCK_VERSION = 2**31 - 1
+"""The largest version a block can have (a 4-byte integer column): a larger cursor is 422."""
+
+
+class BlockHistoryQuery(BlockQuery):
+    """Query of GET .../blocks/{label}/history: a page of versions, oldest first."""
+
+    limit: int = Field(default=50, ge=1, le=100, description="Versions per page (1-100).")
+    cursor: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,10}$",
+        description="`next_cursor` of the previous page (the last version it held).",
+    )
+
+    def after(self) -> int:
+        """The version the page starts after (0: the first page); 422 past the largest."""
+        version = int(self.cursor) if self.cursor is not None else 0
+        if version > MAX_BLOCK_VERSION:
+            raise invalid("cursor", "not a cursor this API returned", where="query")
+        return version
 
 
 class BlockPublic(BaseModel):

@@ -1,5 +1,5 @@
 """Long-term memory shapes: MemoryCreate, MemoryQuery (search and list parameters),
-MemoryPublic, MemoryWritten, MemoryHit, Erased, and the list cursor."""
+MemoryUpdate, MemoryPublic, MemoryWritten, MemoryHit, and the list cursor."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ import binascii
 import dataclasses
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from api.schemas.common import Inbound, Metadata, invalid, storable
 from memory.filters import Kind, MemoryFilter
@@ -49,6 +56,27 @@ class MemoryCreate(Inbound):
             importance=self.importance,
             metadata=self.metadata,
         )
+
+
+class MemoryUpdate(Inbound):
+    """Body of PATCH /v1/memories/{id}: the fields to change (at least one). New content is
+    validated like a write's (empty: 422, too long: 413) and embedded again; content that a
+    near-duplicate in the memory's scope already holds is 409. Metadata is replaced whole."""
+
+    content: str | None = Field(default=None, description="The new text.")
+    importance: float | None = Field(default=None, ge=0, le=1, description="0..1.")
+    metadata: Metadata | None = Field(default=None, description="Replaces the metadata.")
+
+    @model_validator(mode="after")
+    def changes_something(self) -> MemoryUpdate:
+        """Refuse an empty patch, and nulls (a memory has no null content or importance)."""
+        given = self.model_fields_set
+        if not given:
+            raise ValueError("give at least one of content, importance, metadata")
+        for name in sorted(given):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
 
 
 class MemoryQuery(Inbound):
@@ -157,12 +185,6 @@ class MemoryHit(BaseModel):
         return cls(score=hit.score, memory=MemoryPublic.of(hit.memory))
 
 
-class Erased(BaseModel):
-    """Answer of an erase: how many rows (memories, and blocks where erased) went."""
-
-    deleted: int
-
-
 # The memory layer lists by offset, newest first (created_at desc, then id). The cursor is the
 # last item's created_at plus how many items with exactly that time were already returned: the
 # next page starts at created_at <= that time, skipping those. Memories written after the first
@@ -186,9 +208,15 @@ def decode_list_cursor(cursor: str) -> ListPosition:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, skip = json.loads(raw)
         at = datetime.fromisoformat(created_at)
-        if not isinstance(skip, int) or not 0 <= skip <= MAX_LIST_SKIP or at.tzinfo is None:
+        if isinstance(skip, bool) or not isinstance(skip, int) or not 0 <= skip <= MAX_LIST_SKIP:
             raise ValueError(cursor)
-    except (binascii.Error, ValueError, TypeError):
+        if at.tzinfo is None:
+            raise ValueError(cursor)
+        # In UTC, with room for page_window's microsecond: the year-1 or year-9999 edges of
+        # datetime would overflow there (a 500) instead of here.
+        at = at.astimezone(UTC)
+        _ = at + timedelta(microseconds=1)
+    except (binascii.Error, ValueError, TypeError, OverflowError):
         raise invalid("cursor", "not a cursor this API returned", where="query") from None
     return at, skip
 

@@ -1,4 +1,5 @@
-"""Session and message bodies: SessionCreate, SessionPublic, MessageCreate, MessagePublic."""
+"""Session and message shapes: SessionCreate, SessionQuery (the list's parameters),
+SessionPublic, MessageCreate, MessagePublic."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from agents.records import ChatSession, Message
 from api.schemas.common import Inbound, Metadata
+from api.schemas.memories import UserId
 
 MAX_MESSAGE_CHARS = 32_000
 """Longest user message; the request body limit (AGENTMILL_MAX_BODY_BYTES) applies as well."""
@@ -27,6 +29,14 @@ class SessionCreate(Inbound):
         description="The end user; their memories and core blocks are scoped to it.",
     )
     metadata: Metadata = Field(default_factory=dict)
+
+
+class SessionQuery(Inbound):
+    """Query of GET /v1/agents/{id}/sessions; any other parameter is refused (422)."""
+
+    user_id: UserId | None = Field(default=None, description="Only this end user's sessions.")
+    limit: int = Field(default=50, ge=1, le=100, description="Items per page (1-100).")
+    cursor: str | None = Field(default=None, description="`next_cursor` of the previous page.")
 
 
 class SessionPublic(BaseModel):

@@ -38,6 +38,7 @@ _TYPES = {
     429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 
 
@@ -51,6 +52,7 @@ _DESCRIPTIONS = {
     429: "Rate limit spent: retry after `Retry-After` seconds.",
     503: "The database does not answer, or all its connections are busy: retry after "
     "`Retry-After` seconds.",
+    507: "The database's disk is below its free-space threshold: no new work is accepted.",
 }
 
 

@@ -21,7 +21,7 @@ from agents.executor import RunExecutor, Services
 from agents.memory_tools import MEMORY_TOOLS
 from agents.portal import Portal
 from agents.records import ChatSession, Event, MemoryPolicy, Run, Step
-from agents.tools import ToolRegistry
+from agents.tools import Tool, ToolRegistry
 from core.config import Settings
 from core.db import create_db_engine, transaction
 from core.tenants import ensure_tenant
@@ -127,7 +127,7 @@ class World:
 
 
 def make_world(
-    engine: Engine, settings: Settings, portal: Portal, extra_tools: list[Callable[..., Any]]
+    engine: Engine, settings: Settings, portal: Portal, extra_tools: list[Tool | Callable[..., Any]]
 ) -> World:
     """Build a world; the agent may call every built-in, memory and extra tool."""
     registry = ToolRegistry([*BUILTIN_TOOLS, *MEMORY_TOOLS, *extra_tools])
@@ -161,7 +161,7 @@ def new_world(engine: Engine, loop_settings: Settings, portal: Portal) -> Iterat
     made: list[World] = []
 
     def build(
-        settings: Settings | None = None, extra_tools: list[Callable[..., Any]] | None = None
+        settings: Settings | None = None, extra_tools: list[Tool | Callable[..., Any]] | None = None
     ) -> World:
         world = make_world(engine, settings or loop_settings, portal, extra_tools or [])
         made.append(world)

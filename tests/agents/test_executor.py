@@ -337,7 +337,8 @@ def test_an_exchange_is_remembered_in_the_users_next_session(world: World) -> No
 
 
 def test_core_memory_edits_show_in_the_next_step(world: World) -> None:
-    world.memory.set_block(world.tenant_id, world.agent_id, "human", "Name: unknown")
+    user = world.chat.user_id
+    world.memory.set_block(world.tenant_id, world.agent_id, "human", "Name: unknown", user_id=user)
     run = world.message("I am Ada")
     model = ScriptedModel(
         [

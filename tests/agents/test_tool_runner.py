@@ -156,19 +156,25 @@ def test_a_started_call_of_an_idempotent_tool_is_run_again_with_the_same_key(
 
 
 def test_a_core_memory_append_run_again_changes_the_block_once(world: World) -> None:
-    world.memory.set_block(world.tenant_id, world.agent_id, "human", "Name: Ada")
+    user = world.chat.user_id
+    world.memory.set_block(world.tenant_id, world.agent_id, "human", "Name: Ada", user_id=user)
     run = world.message("I like tea")
     died_mid_call(
         world.engine, run.id, "core_memory_append", '{"label": "human", "content": "Likes tea"}'
     )
     # The dead worker's execution did append before it died.
     world.memory.append_to_block(
-        world.tenant_id, world.agent_id, "human", "Likes tea", edit_key=f"{run.id}:1:c1"
+        world.tenant_id,
+        world.agent_id,
+        "human",
+        "Likes tea",
+        user_id=user,
+        edit_key=f"{run.id}:1:c1",
     )
 
     world.executor(ScriptedModel([text_reply("noted")]), owner="new-worker").execute(run.id)
 
-    block = world.memory.get_block(world.tenant_id, world.agent_id, "human")
+    block = world.memory.get_block(world.tenant_id, world.agent_id, "human", user_id=user)
     assert block.value == "Name: Ada\nLikes tea"  # once, not twice
     (call,) = world.steps(run.id)[0].tool_calls
     assert (call.starts, call.is_error) == (2, False)  # re-run: the tool is idempotent

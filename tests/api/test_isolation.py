@@ -96,7 +96,12 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
     ("DELETE", "/v1/agents/{agent_id}"): (Foreign(),),
     # sessions and messages
     ("POST", "/v1/agents/{agent_id}/sessions"): (Foreign(body=lambda w: {"user_id": USER}),),
+    ("GET", "/v1/agents/{agent_id}/sessions"): (
+        Foreign(),
+        Foreign(params=lambda w: {"user_id": USER}),
+    ),
     ("GET", "/v1/sessions/{session_id}"): (Foreign(),),
+    ("DELETE", "/v1/sessions/{session_id}"): (Foreign(),),
     ("GET", "/v1/sessions/{session_id}/messages"): (Foreign(),),
     ("GET", "/v1/sessions/{session_id}/runs"): (Foreign(),),
     ("POST", "/v1/sessions/{session_id}/messages"): (
@@ -136,9 +141,12 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
         Scoped(200, params=lambda w: {"session_id": w.a["session_id"]}),
     ),
     ("GET", "/v1/memories/{memory_id}"): (Foreign(),),
+    ("PATCH", "/v1/memories/{memory_id}"): (Foreign(body=lambda w: {"importance": 0.9}),),
     ("DELETE", "/v1/memories/{memory_id}"): (Foreign(),),
     ("DELETE", "/v1/agents/{agent_id}/users/{user_id:path}/memories"): (Foreign(),),
+    ("DELETE", "/v1/agents/{agent_id}/users/{user_id:path}"): (Foreign(),),
     ("DELETE", "/v1/users/{user_id:path}/memories"): (Scoped(200),),
+    ("DELETE", "/v1/users/{user_id:path}"): (Scoped(200),),
     # core memory blocks
     ("GET", "/v1/agents/{agent_id}/blocks"): (
         Foreign(),

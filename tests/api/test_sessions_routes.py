@@ -279,3 +279,125 @@ def test_an_after_seq_past_the_column_is_422_not_500(
     assert response.status_code == 422, response.text
     assert _param(response) == "after_seq"
     assert client.get(url, params={"after_seq": 2**63 - 1}, headers=auth).json()["data"] == []
+
+
+# -- listing an agent's sessions, deleting one ------------------------------------------------
+
+
+def _new_session(client: TestClient, auth: Headers, agent_id: str, user: str | None) -> str:
+    body = {"user_id": user} if user is not None else {}
+    response = client.post(f"/v1/agents/{agent_id}/sessions", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+    ident: str = response.json()["id"]
+    return ident
+
+
+def _walk(client: TestClient, auth: Headers, path: str, **params: Any) -> list[list[str]]:
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = client.get(path, params=query, headers=auth)
+        assert response.status_code == 200, response.text
+        pages.append([s["id"] for s in response.json()["data"]])
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+def test_an_agents_sessions_page_newest_first_and_filter_by_user(
+    client: TestClient, auth: Headers, agent_id: str
+) -> None:
+    made = [_new_session(client, auth, agent_id, u) for u in ("u1", "u2", "u1", None, "u1")]
+    path = f"/v1/agents/{agent_id}/sessions"
+    pages = _walk(client, auth, path, limit=2)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [s for p in pages for s in p] == made[::-1]
+    mine = _walk(client, auth, path, limit=2, user_id="u1")
+    assert [s for p in mine for s in p] == [made[4], made[2], made[0]]
+    # A session made after the first page does not shift the later ones.
+    first = client.get(path, params={"limit": 2}, headers=auth).json()
+    _new_session(client, auth, agent_id, "u1")
+    second = client.get(path, params={"limit": 2, "cursor": first["next_cursor"]}, headers=auth)
+    assert [s["id"] for s in second.json()["data"]] == [made[2], made[1]]
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"cursor": "garbage!"}, "cursor"),
+        ({"cursor": "WyJ4IiwgInkiXQ"}, "cursor"),  # base64 of ["x", "y"]
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"user_id": ""}, "user_id"),
+        ({"offset": 10**30}, "offset"),
+    ],
+)
+def test_bad_session_list_parameters_are_422(
+    client: TestClient, auth: Headers, agent_id: str, params: dict[str, Any], param: str
+) -> None:
+    response = client.get(f"/v1/agents/{agent_id}/sessions", params=params, headers=auth)
+    assert response.status_code == 422, response.text
+    assert _param(response) == param
+
+
+def test_listing_sessions_of_an_unknown_or_foreign_agent_is_404(
+    client: TestClient, auth: Headers, other_auth: Headers, agent_id: str
+) -> None:
+    for path, headers in (
+        (f"/v1/agents/{agent_id}/sessions", other_auth),
+        (f"/v1/agents/{uuid.uuid4()}/sessions", auth),
+    ):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 404
+        assert set(response.json()) == {"error"}
+
+
+def test_deleting_a_session_removes_everything_under_it_and_counts_it(
+    client: TestClient, auth: Headers, agent_id: str, engine: Engine
+) -> None:
+    doomed = _new_session(client, auth, agent_id, "u1")
+    kept = _new_session(client, auth, agent_id, "u1")
+    runs = []
+    for sid in (doomed, kept):
+        run = _post(client, sid, auth, content=f"hello from {sid}").json()
+        support.start(engine, run["id"])
+        support.event(engine, run["id"], "message.delta", text="he")
+        support.finish(engine, run["id"], output=f"answer in {sid}")
+        runs.append(run["id"])
+        memory = {"content": f"episode of {sid}", "session_id": sid, "kind": "episodic"}
+        written = client.post(f"/v1/agents/{agent_id}/memories", json=memory, headers=auth)
+        assert written.status_code == 201, written.text
+
+    response = client.delete(f"/v1/sessions/{doomed}", headers=auth)
+    assert response.status_code == 200, response.text
+    erased = response.json()["erased"]
+    assert erased["sessions"] == 1
+    assert erased["messages"] == 2  # the user's message and the answer
+    assert erased["runs"] == 1
+    assert erased["run_events"] >= 3  # started, the delta, the end
+    assert erased["memories"] == 1
+    assert erased["blocks"] == erased["batch_items"] == 0
+
+    assert client.get(f"/v1/sessions/{doomed}", headers=auth).status_code == 404
+    assert client.get(f"/v1/runs/{runs[0]}", headers=auth).status_code == 404
+    assert client.delete(f"/v1/sessions/{doomed}", headers=auth).status_code == 404
+    # The other session of the same user keeps its messages, run and memory.
+    assert len(client.get(f"/v1/sessions/{kept}/messages", headers=auth).json()["data"]) == 2
+    assert client.get(f"/v1/runs/{runs[1]}", headers=auth).status_code == 200
+    listed = client.get(
+        f"/v1/agents/{agent_id}/memories", params={"user_id": "u1"}, headers=auth
+    ).json()
+    assert [m["content"] for m in listed["data"]] == [f"episode of {kept}"]
+    # A memory written later for the deleted session is refused (its tombstone).
+    late = {"content": "late episode", "session_id": doomed}
+    response = client.post(f"/v1/agents/{agent_id}/memories", json=late, headers=auth)
+    assert response.status_code == 404
+
+
+def test_another_tenant_cannot_delete_a_session(
+    client: TestClient, auth: Headers, other_auth: Headers, session_id: str
+) -> None:
+    response = client.delete(f"/v1/sessions/{session_id}", headers=other_auth)
+    assert response.status_code == 404
+    assert client.get(f"/v1/sessions/{session_id}", headers=auth).status_code == 200

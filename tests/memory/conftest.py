@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from core.config import Settings
 from core.db import transaction
 from core.tenants import ensure_tenant
+from memory import erasure
 from memory.embedder import SentenceTransformerEmbedder
 from memory.service import MemoryStore
 
@@ -37,6 +38,17 @@ def make_tenant(engine: Engine, name: str) -> uuid.UUID:
     with transaction(engine) as session:
         tenant_id, _ = ensure_tenant(session, name)
     return tenant_id
+
+
+def erase_user(
+    engine: Engine, tenant_id: uuid.UUID, user_id: str, agent_id: uuid.UUID | None = None
+) -> int:
+    """Erase an end user's memories and core blocks (of one agent, or all) as the erase routes
+    do in the memory layer; returns how many memories and blocks went."""
+    with transaction(engine) as session:
+        erasure.record_user_erasure(session, tenant_id, user_id, agent_id)
+        erased = erasure.erase_user_memories(session, tenant_id, user_id, agent_id, [])
+    return erased.memories + erased.blocks
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from memory.filters import MemoryFilter
 from memory.records import NewMemory
 from memory.scope_indexes import Scope, ScopeIndexer
 from memory.service import MemoryStore
-from tests.memory.conftest import make_tenant
+from tests.memory.conftest import erase_user, make_tenant
 
 MIN_ROWS = 100
 
@@ -160,7 +160,7 @@ def test_indexes_go_when_the_scope_shrinks_or_the_feature_is_off(
     indexer.run_once()
     assert len(_indexes(engine)) == 4  # the agent (190) and "big" (120); "steady" is under 100
 
-    memory.erase_user(tenant, "big", agent_id=agent)
+    erase_user(engine, tenant, "big", agent_id=agent)
     changes = indexer.run_once()  # stale statistics still list "big": the count decides
     user_names = set(Scope(tenant, agent, "big").index_names().values())
     assert set(changes.dropped) == user_names
