@@ -4,8 +4,9 @@ data (tenant-scoped; another tenant's agents and memories are 404)."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import unquote
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from agents import agent_store, erasure
 from api.deps import EngineDep, MemoryDep, MemoryId, OwnedAgentId, PrincipalDep
@@ -32,8 +33,9 @@ DEFAULT_K = 10
 DEFAULT_LIMIT = 50
 
 # `{user_id:path}` in the routes: a user id may hold "/" (percent-encoded, %2F).
+MAX_USER_ID = 256
 UserIdPath = Annotated[
-    str, Path(min_length=1, max_length=256, description="An end user id."), Storable
+    str, Path(min_length=1, max_length=MAX_USER_ID, description="An end user id."), Storable
 ]
 
 
@@ -102,7 +104,7 @@ def get_memory(principal: PrincipalDep, memory_id: MemoryId, memory: MemoryDep) 
     return MemoryPublic.of(memory.get(principal.tenant_id, memory_id))
 
 
-@router.patch("/memories/{memory_id}", responses=error_responses(404, 409, 413))
+@router.patch("/memories/{memory_id}", responses=error_responses(400, 404, 409, 413))
 def update_memory(
     principal: PrincipalDep, memory_id: MemoryId, body: MemoryUpdate, memory: MemoryDep
 ) -> MemoryPublic:
@@ -132,39 +134,72 @@ def delete_memory(principal: PrincipalDep, memory_id: MemoryId, memory: MemoryDe
 
 # The `/memories` forms came first; the shorter ones say what they do. They are registered
 # after them: `{user_id:path}` would otherwise read ".../users/ann/memories" as user
-# "ann/memories" (such a user id is erased through the `/memories` form, with %2F).
+# "ann/memories". The router matches the decoded path, so a user id that ends in "/memories"
+# (sent as `org%2Fmemories`) would also match the older form as user "org": every erase reads
+# its user id from the raw path instead (`_erased_user`), where only the older form's
+# separator is a literal "/".
+LEGACY_SUFFIX = "/memories"
+
+
+def _erased_user(request: Request, routed: str) -> str:
+    """The user id an erase names: the raw path after `/users/`, less a literal `/memories`,
+    percent-decoded; `routed` (the router's reading) where the server gives no raw path."""
+    raw = request.scope.get("raw_path")
+    if not raw:
+        return routed
+    tail = raw.decode("latin-1").partition("/users/")[2]
+    if tail.endswith(LEGACY_SUFFIX):
+        tail = tail[: -len(LEGACY_SUFFIX)]
+    user_id = unquote(tail)
+    if not 1 <= len(user_id) <= MAX_USER_ID:
+        raise invalid("user_id", f"a user id has 1-{MAX_USER_ID} characters", where="path")
+    return user_id
 
 
 @router.delete("/agents/{agent_id}/users/{user_id:path}/memories", responses=error_responses(404))
 def erase_agent_user_memories(
-    principal: PrincipalDep, agent_id: OwnedAgentId, user_id: UserIdPath, engine: EngineDep
+    request: Request,
+    principal: PrincipalDep,
+    agent_id: OwnedAgentId,
+    user_id: UserIdPath,
+    engine: EngineDep,
 ) -> Erased:
     """Same as DELETE /v1/agents/{agent_id}/users/{user_id}."""
-    return erase_agent_user(principal, agent_id, user_id, engine)
+    return erase_agent_user(request, principal, agent_id, user_id, engine)
 
 
 @router.delete("/users/{user_id:path}/memories")
-def erase_user_memories(principal: PrincipalDep, user_id: UserIdPath, engine: EngineDep) -> Erased:
+def erase_user_memories(
+    request: Request, principal: PrincipalDep, user_id: UserIdPath, engine: EngineDep
+) -> Erased:
     """Same as DELETE /v1/users/{user_id}."""
-    return erase_user(principal, user_id, engine)
+    return erase_user(request, principal, user_id, engine)
 
 
 @router.delete("/agents/{agent_id}/users/{user_id:path}", responses=error_responses(404))
 def erase_agent_user(
-    principal: PrincipalDep, agent_id: OwnedAgentId, user_id: UserIdPath, engine: EngineDep
+    request: Request,
+    principal: PrincipalDep,
+    agent_id: OwnedAgentId,
+    user_id: UserIdPath,
+    engine: EngineDep,
 ) -> Erased:
     """Erase everything the agent stores about one end user, in one transaction: their
     sessions with messages, runs, steps, tool calls and events; memories; core blocks with
     their history; batch items redacted. Later writes that began before it store nothing."""
     with transaction(engine) as session:
-        report = erasure.erase_user(session, principal.tenant_id, user_id, agent_id=agent_id)
+        report = erasure.erase_user(
+            session, principal.tenant_id, _erased_user(request, user_id), agent_id=agent_id
+        )
     return Erased.of(report)
 
 
 @router.delete("/users/{user_id:path}")
-def erase_user(principal: PrincipalDep, user_id: UserIdPath, engine: EngineDep) -> Erased:
+def erase_user(
+    request: Request, principal: PrincipalDep, user_id: UserIdPath, engine: EngineDep
+) -> Erased:
     """Erase everything stored about one end user across the tenant's agents, in one
     transaction (GDPR-style erase): as the per-agent erase, for every agent."""
     with transaction(engine) as session:
-        report = erasure.erase_user(session, principal.tenant_id, user_id)
+        report = erasure.erase_user(session, principal.tenant_id, _erased_user(request, user_id))
     return Erased.of(report)

@@ -3,6 +3,7 @@
 from agentmill.batch_models import Batch, BatchCounts, BatchResult
 from agentmill.batch_results import AsyncBatchResultStream, BatchResultStream
 from agentmill.client import AsyncClient, Client
+from agentmill.erasure_models import Erased, ErasedCounts
 from agentmill.errors import (
     AgentmillAPIError,
     AgentmillError,
@@ -72,6 +73,8 @@ __all__ = [
     "BlockVersion",
     "Client",
     "ConflictError",
+    "Erased",
+    "ErasedCounts",
     "EventStream",
     "Me",
     "Memory",

@@ -48,6 +48,9 @@ class MemoryPolicy(BaseModel):
     """Store each finished exchange as a memory."""
     extract_facts: bool
     """Let the model extract durable facts after a run."""
+    shared_blocks_writable: bool = False
+    """Let the core_memory tools edit the agent's own blocks, which every user's prompt holds
+    (off: a tool edit writes the session user's own block)."""
 
 
 class Agent(BaseModel):

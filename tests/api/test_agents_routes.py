@@ -37,6 +37,7 @@ def test_create_applies_defaults_and_reads_back(client: TestClient, auth: Header
         "history_messages": 20,
         "save_episodes": True,
         "extract_facts": True,
+        "shared_blocks_writable": False,
     }
     fetched = client.get(f"/v1/agents/{agent['id']}", headers=auth)
     assert fetched.status_code == 200

@@ -361,6 +361,28 @@ def test_a_user_id_with_a_slash_can_be_erased(
 
 
 @pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/users/org%2Fmemories",
+        "/v1/users/org%2Fmemories/memories",
+        "/v1/agents/{agent}/users/org%2Fmemories",
+        "/v1/agents/{agent}/users/org%2Fmemories/memories",
+    ],
+)
+def test_a_user_id_ending_in_memories_erases_that_user_not_its_prefix(
+    client: TestClient, auth: Headers, agent_id: str, path: str
+) -> None:
+    # The router matches the decoded path, where "org/memories" also reads as the older form
+    # for user "org": the erase must take its user id from the raw path.
+    _add(client, auth, agent_id, "Org itself likes tea.", user_id="org")
+    _add(client, auth, agent_id, "The memories user likes coffee.", user_id="org/memories")
+    response = client.delete(path.format(agent=agent_id), headers=auth)
+    assert response.status_code == 200
+    assert response.json()["erased"]["memories"] == 1
+    assert _everything(client, auth, agent_id) == ["Org itself likes tea."]
+
+
+@pytest.mark.parametrize(
     ("body", "status", "param"),
     [
         ({"content": ""}, 422, "content"),

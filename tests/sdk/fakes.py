@@ -55,6 +55,7 @@ def agent_body(name: str = "helper", **changes: Any) -> dict[str, Any]:
             "history_messages": 20,
             "save_episodes": True,
             "extract_facts": True,
+            "shared_blocks_writable": False,
         },
         "max_steps": 8,
         "tool_choice": "auto",
@@ -259,3 +260,22 @@ def session_body(agent_id: uuid.UUID = AGENT_ID, user_id: str | None = None) -> 
         "metadata": {},
         "created_at": NOW,
     }
+
+
+ERASED_KINDS = (
+    "memories",
+    "blocks",
+    "block_versions",
+    "sessions",
+    "messages",
+    "runs",
+    "run_steps",
+    "tool_calls",
+    "run_events",
+    "batch_items",
+)
+
+
+def erased_body(**counts: int) -> dict[str, int]:
+    """The `erased` counts of a deletion or an erase: zero for every kind not given."""
+    return {kind: counts.get(kind, 0) for kind in ERASED_KINDS}

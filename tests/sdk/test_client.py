@@ -17,15 +17,18 @@ from core.config import Settings
 from core.web.threaded import free_port, serve_in_thread
 from memory.embedder import SentenceTransformerEmbedder
 from memory.service import MemoryStore
+from tests.api.support import RecordingQueue
 
 
 @pytest.fixture
 def memory_url(
     settings: Settings, engine: Engine, embedder: SentenceTransformerEmbedder
 ) -> Iterator[str]:
-    """The API alone, its memory store on the session's (already loaded) embedding model."""
+    """The API alone, its memory store on the session's (already loaded) embedding model; runs
+    it is sent stay queued."""
     memory = MemoryStore(engine, embedder, settings)
-    with serve_in_thread(create_app(settings, engine, memory=memory)) as url:
+    app = create_app(settings, engine, run_queue=RecordingQueue(), memory=memory)
+    with serve_in_thread(app) as url:
         yield url
 
 
@@ -158,6 +161,100 @@ def test_memories_and_blocks_add_search_delete_erase(memory_url: str, api_key: s
         assert client.memories.erase_user("ann", agent_id=agent.id) == 2  # a memory, a block
         assert client.memories.search(agent.id, "tea", user_id="ann") == []
         assert [b.label for b in client.blocks.list(agent.id, user_id="ann")] == ["persona"]
+
+
+def test_sessions_listed_by_user_across_pages_and_deleted_with_counts(
+    memory_url: str, api_key: str
+) -> None:
+    with agentmill.Client(api_key, base_url=memory_url) as client:
+        agent = client.agents.create("lister")
+        ann = [client.sessions.create(agent.id, user_id="ann") for _ in range(3)]
+        bob = client.sessions.create(agent.id, user_id="bob")
+
+        newest_first = [s.id for s in reversed(ann)]
+        assert [s.id for s in client.sessions.list(agent.id, user_id="ann", limit=2)] == (
+            newest_first
+        )
+        assert [s.id for s in client.sessions.list(agent.id, limit=3)] == [bob.id, *newest_first]
+        page = client.sessions.page(agent.id, user_id="ann", limit=2)
+        assert [s.id for s in page.data] == newest_first[:2]
+        rest = client.sessions.page(agent.id, user_id="ann", limit=2, cursor=page.next_cursor)
+        assert ([s.id for s in rest.data], rest.next_cursor) == (newest_first[2:], None)
+
+        # A message (its run stays queued: no worker) and a memory written in the session.
+        with pytest.raises(agentmill.RunTimeoutError):
+            client.sessions.send(ann[0].id, "Hello there.", timeout_s=0.2)
+        client.memories.add(agent.id, "Ann is learning Portuguese.", session_id=ann[0].id)
+        erased = client.sessions.delete(ann[0].id)
+        assert isinstance(erased, agentmill.ErasedCounts)
+        assert (erased.sessions, erased.messages, erased.runs, erased.memories) == (1, 1, 1, 1)
+        assert (erased.blocks, erased.block_versions, erased.batch_items) == (0, 0, 0)
+        with pytest.raises(agentmill.NotFoundError):
+            client.sessions.get(ann[0].id)
+        with pytest.raises(agentmill.NotFoundError):
+            client.sessions.delete(ann[0].id)
+        assert list(client.memories.list(agent.id, user_id="ann")) == []
+
+    async def listed() -> list[uuid.UUID]:
+        async with agentmill.AsyncClient(api_key, base_url=memory_url) as am:
+            return [s.id async for s in am.sessions.list(agent.id, user_id="ann", limit=1)]
+
+    assert asyncio.run(listed()) == newest_first[:2]
+
+
+def test_memory_update_block_history_pages_and_erase_counts(memory_url: str, api_key: str) -> None:
+    with agentmill.Client(api_key, base_url=memory_url) as client:
+        agent = client.agents.create("updater")
+        tea = client.memories.add(agent.id, "Ann drinks green tea every morning.", user_id="ann")
+        job = client.memories.add(agent.id, "Ann works as a nurse in Porto.", user_id="ann")
+
+        updated = client.memories.update(
+            job.id, content="Ann works as a surgeon in Porto.", importance=0.9
+        )
+        assert (updated.content, updated.importance) == ("Ann works as a surgeon in Porto.", 0.9)
+        assert updated.user_id == "ann"
+        assert client.memories.update(job.id, metadata={"src": "crm"}).metadata == {"src": "crm"}
+        hits = client.memories.search(agent.id, "What is Ann's job?", k=1, user_id="ann")
+        assert [hit.memory.id for hit in hits] == [job.id]  # embedded again
+        with pytest.raises(agentmill.ConflictError) as duplicate:
+            client.memories.update(job.id, content=tea.content)  # tea holds it
+        assert duplicate.value.status == 409
+        with pytest.raises(agentmill.UnprocessableEntityError) as empty:
+            client.memories.update(job.id)
+        assert empty.value.status == 422
+        assert client.memories.get(job.id).content == "Ann works as a surgeon in Porto."
+
+        for n in range(1, 4):
+            client.blocks.set(agent.id, "human", f"Name: Ann. Visit {n}.", user_id="ann")
+        versions = client.blocks.history(agent.id, "human", user_id="ann", limit=2)
+        assert [(v.version, v.value) for v in versions] == [
+            (n, f"Name: Ann. Visit {n}.") for n in range(1, 4)
+        ]
+        first = client.blocks.history_page(agent.id, "human", user_id="ann", limit=2)
+        assert ([v.version for v in first.data], first.next_cursor) == ([1, 2], "2")
+        last = client.blocks.history_page(
+            agent.id, "human", user_id="ann", limit=2, cursor=first.next_cursor
+        )
+        assert ([v.version for v in last.data], last.next_cursor) == ([3], None)
+
+        client.sessions.create(agent.id, user_id="ann")
+        report = client.memories.erase("ann", agent_id=agent.id)
+        assert isinstance(report, agentmill.Erased)
+        assert report.deleted == 3  # two memories, one block
+        counts = report.erased
+        assert (counts.memories, counts.blocks, counts.block_versions) == (2, 1, 3)
+        assert (counts.sessions, counts.messages, counts.runs) == (1, 0, 0)
+        assert list(client.sessions.list(agent.id, user_id="ann")) == []
+        assert client.memories.erase("ann").erased == agentmill.ErasedCounts(
+            **dict.fromkeys(agentmill.ErasedCounts.model_fields, 0)
+        )
+
+        # A user id ending in "/memories" is that user's, not user "org"'s (the older form).
+        org = client.memories.add(agent.id, "Org pays yearly.", user_id="org")
+        client.memories.add(agent.id, "Org's memories team uses Slack.", user_id="org/memories")
+        assert client.memories.erase_user("org/memories") == 1
+        assert [m.id for m in client.memories.list(agent.id, user_id="org")] == [org.id]
+        assert client.memories.erase_user("org", agent_id=agent.id) == 1
 
 
 @pytest.mark.timeout(400)

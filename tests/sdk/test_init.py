@@ -37,6 +37,8 @@ def test_the_surface_is_the_documented_one() -> None:
         "BlockVersion",
         "Client",
         "ConflictError",
+        "Erased",
+        "ErasedCounts",
         "EventStream",
         "Me",
         "Memory",

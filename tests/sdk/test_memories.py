@@ -20,6 +20,7 @@ from tests.sdk.fakes import (
     async_client,
     block_body,
     client,
+    erased_body,
     error_body,
     memory_body,
 )
@@ -98,8 +99,8 @@ def test_get_delete_and_erase_a_user_with_a_slash_in_the_id() -> None:
         [
             answer(200, memory_body()),
             answer(204),
-            answer(200, {"deleted": 3}),
-            answer(200, {"deleted": 1}),
+            answer(200, {"deleted": 3, "erased": erased_body(memories=2, blocks=1)}),
+            answer(200, {"deleted": 1, "erased": erased_body(memories=1)}),
         ]
     )
     memories = client(server).memories
@@ -110,9 +111,63 @@ def test_get_delete_and_erase_a_user_with_a_slash_in_the_id() -> None:
     assert [(r.method, r.url.raw_path.decode()) for r in server.requests] == [
         ("GET", "/v1/memories/m1"),
         ("DELETE", "/v1/memories/m1"),
-        ("DELETE", "/v1/users/org%2F42/memories"),
-        ("DELETE", f"/v1/agents/{AGENT_ID}/users/ann/memories"),
+        ("DELETE", "/v1/users/org%2F42"),
+        ("DELETE", f"/v1/agents/{AGENT_ID}/users/ann"),
     ]
+
+
+def test_erase_returns_every_count() -> None:
+    counts = erased_body(memories=2, blocks=1, block_versions=3, sessions=1, messages=4)
+    server = Server([answer(200, {"deleted": 3, "erased": counts})])
+    erased = client(server).memories.erase("ann", agent_id=AGENT_ID)
+    assert isinstance(erased, agentmill.Erased)
+    assert erased.deleted == 3
+    assert erased.erased == agentmill.ErasedCounts(**counts)
+    assert server.requests[0].url.path == f"/v1/agents/{AGENT_ID}/users/ann"
+
+
+def test_a_user_id_ending_in_memories_goes_through_the_older_form() -> None:
+    # The server reads /users/org%2Fmemories as the older form for user "org".
+    answers = [answer(200, {"deleted": 0, "erased": erased_body()}) for _ in range(2)]
+    server = Server(answers)
+    memories = client(server).memories
+    memories.erase("org/memories")
+    memories.erase("org/memories", agent_id=AGENT_ID)
+    assert [r.url.raw_path.decode() for r in server.requests] == [
+        "/v1/users/org%2Fmemories/memories",
+        f"/v1/agents/{AGENT_ID}/users/org%2Fmemories/memories",
+    ]
+
+
+def test_update_sends_only_the_fields_given_and_is_not_retried_after_reaching_the_server() -> None:
+    server = Server([answer(200, memory_body("Ann likes green tea.", importance=0.9))])
+    updated = client(server).memories.update("m1", content="Ann likes green tea.", importance=0.9)
+    assert isinstance(updated, Memory)
+    assert (updated.content, updated.importance) == ("Ann likes green tea.", 0.9)
+    request = server.requests[0]
+    assert (request.method, request.url.path) == ("PATCH", "/v1/memories/m1")
+    assert json.loads(request.content) == {"content": "Ann likes green tea.", "importance": 0.9}
+
+    server = Server([answer(200, memory_body(metadata={}))])
+    client(server).memories.update("m1", metadata={})
+    assert json.loads(server.requests[0].content) == {"metadata": {}}
+
+    server = Server([answer(503, error_body("unavailable", "db")), answer(200, memory_body())])
+    with pytest.raises(agentmill.APIError):
+        client(server).memories.update("m1", importance=0.1)
+    assert len(server.requests) == 1
+
+
+def test_update_errors_are_the_sdk_types() -> None:
+    duplicate = error_body("conflict", "a near-duplicate memory holds that content")
+    empty = error_body("validation_error", "give at least one of content, importance, metadata")
+    server = Server([answer(409, duplicate), answer(422, empty)])
+    memories = client(server).memories
+    with pytest.raises(agentmill.ConflictError):
+        memories.update("m1", content="Bob likes tea.")
+    with pytest.raises(agentmill.UnprocessableEntityError):
+        memories.update("m1")
+    assert json.loads(server.requests[1].content) == {}
 
 
 def test_an_unknown_filter_refused_by_the_server_names_it() -> None:
@@ -140,7 +195,7 @@ def test_blocks_set_get_list_history_delete() -> None:
     assert block.user_id == "ann"
     assert blocks.get(AGENT_ID, "human", user_id="ann").value == "Ann"
     assert [b.label for b in blocks.list(AGENT_ID)] == ["persona", "human"]
-    history = blocks.history(AGENT_ID, "human", user_id="ann")
+    history = list(blocks.history(AGENT_ID, "human", user_id="ann"))
     assert isinstance(history[0], BlockVersion)
     blocks.delete(AGENT_ID, "human", user_id="ann")
     put = server.requests[0]
@@ -149,8 +204,37 @@ def test_blocks_set_get_list_history_delete() -> None:
     assert [(r.method, r.url.path, dict(r.url.params)) for r in server.requests[1:]] == [
         ("GET", f"/v1/agents/{AGENT_ID}/blocks/human", {"user_id": "ann"}),
         ("GET", f"/v1/agents/{AGENT_ID}/blocks", {}),
-        ("GET", f"/v1/agents/{AGENT_ID}/blocks/human/history", {"user_id": "ann"}),
+        ("GET", f"/v1/agents/{AGENT_ID}/blocks/human/history", {"limit": "50", "user_id": "ann"}),
         ("DELETE", f"/v1/agents/{AGENT_ID}/blocks/human", {"user_id": "ann"}),
+    ]
+
+
+def test_history_follows_the_cursor_with_the_user_on_every_page() -> None:
+    def version(n: int) -> dict[str, object]:
+        return {
+            "version": n,
+            "value": f"v{n}",
+            "char_limit": 5000,
+            "author": "api",
+            "created_at": NOW,
+        }
+
+    server = Server(
+        [
+            answer(200, {"data": [version(1), version(2)], "next_cursor": "2"}),
+            answer(200, {"data": [version(3)], "next_cursor": None}),
+            answer(200, {"data": [version(4)], "next_cursor": "4"}),
+        ]
+    )
+    blocks = client(server).blocks
+    history = blocks.history(AGENT_ID, "human", user_id="ann", limit=2)
+    assert [v.version for v in history] == [1, 2, 3]
+    page = blocks.history_page(AGENT_ID, "human", limit=1, cursor="3")
+    assert ([v.version for v in page.data], page.next_cursor) == ([4], "4")
+    assert [dict(r.url.params) for r in server.requests] == [
+        {"limit": "2", "user_id": "ann"},
+        {"limit": "2", "user_id": "ann", "cursor": "2"},
+        {"limit": "1", "cursor": "3"},
     ]
 
 
@@ -161,25 +245,34 @@ def test_a_block_put_is_retried_as_idempotent() -> None:
 
 
 def test_async_memories_and_blocks() -> None:
+    version = {"version": 1, "value": "v", "char_limit": 5000, "author": "api", "created_at": NOW}
     server = Server(
         [
             answer(201, {**memory_body(), "deduplicated": False}),
             answer(200, {"data": [{"score": 1.0, "memory": memory_body()}], "next_cursor": None}),
             answer(200, {"data": [memory_body("a")], "next_cursor": "c1"}),
             answer(200, {"data": [memory_body("b")], "next_cursor": None}),
-            answer(200, {"deleted": 2}),
+            answer(200, memory_body("c", importance=0.2)),
+            answer(200, {"deleted": 2, "erased": erased_body(memories=1, blocks=1)}),
+            answer(200, {"deleted": 2, "erased": erased_body(memories=1, blocks=1, sessions=1)}),
             answer(200, block_body()),
+            answer(200, {"data": [version], "next_cursor": "1"}),
+            answer(200, {"data": [{**version, "version": 2}], "next_cursor": None}),
         ]
     )
 
-    async def main() -> tuple[list[str], int, str]:
+    async def main() -> tuple[list[str], float, int, int, str, list[int]]:
         async with async_client(server) as am:
             await am.memories.add(AGENT_ID, "Ann likes tea.", user_id="ann")
             hits = await am.memories.search(AGENT_ID, "tea", user_id="ann")
             assert hits[0].score == 1.0
             listed = [m.content async for m in am.memories.list(AGENT_ID)]
+            updated = await am.memories.update("m1", importance=0.2)
             erased = await am.memories.erase_user("ann")
+            report = await am.memories.erase("ann")
             block = await am.blocks.set(AGENT_ID, "persona", "I am terse.")
-            return listed, erased, block.label
+            versions = [v.version async for v in am.blocks.history(AGENT_ID, "persona", limit=1)]
+            return listed, updated.importance, erased, report.erased.sessions, block.label, versions
 
-    assert asyncio.run(main()) == (["a", "b"], 2, "persona")
+    assert asyncio.run(main()) == (["a", "b"], 0.2, 2, 1, "persona", [1, 2])
+    assert server.requests[9].url.params["cursor"] == "1"

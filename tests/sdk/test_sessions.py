@@ -12,6 +12,7 @@ import pytest
 from agentmill import MessageDeltaEvent, RunEvent, RunFinishedEvent, RunQueuedEvent
 
 from tests.sdk.fakes import (
+    AGENT_ID,
     NOW,
     RUN_ID,
     SESSION_ID,
@@ -21,10 +22,12 @@ from tests.sdk.fakes import (
     client,
     dropping,
     dropping_async,
+    erased_body,
     error_body,
     event_stream,
     run_body,
     run_events,
+    session_body,
 )
 
 EVENTS = run_events()
@@ -264,3 +267,57 @@ def test_create_get_and_messages_across_pages() -> None:
     assert sessions.get(SESSION_ID).id == SESSION_ID
     assert [m.content for m in sessions.messages(SESSION_ID, limit=2)] == ["m1", "m2", "m3"]
     assert server.requests[3].url.params["after_seq"] == "2"
+
+
+def test_list_follows_the_cursor_with_the_user_on_every_page() -> None:
+    server = Server(
+        [
+            answer(200, {"data": [session_body(user_id="ada")] * 2, "next_cursor": "c1"}),
+            answer(200, {"data": [session_body(user_id="ada")], "next_cursor": None}),
+        ]
+    )
+    listed = list(client(server).sessions.list(AGENT_ID, user_id="ada", limit=2))
+    assert [s.user_id for s in listed] == ["ada"] * 3
+    assert all(isinstance(s, agentmill.Session) for s in listed)
+    assert {r.url.path for r in server.requests} == {f"/v1/agents/{AGENT_ID}/sessions"}
+    first, second = (dict(r.url.params) for r in server.requests)
+    assert first == {"limit": "2", "user_id": "ada"}
+    assert second == {"limit": "2", "user_id": "ada", "cursor": "c1"}
+
+
+def test_page_without_a_user_sends_only_the_limit_and_cursor() -> None:
+    server = Server([answer(200, {"data": [session_body()], "next_cursor": "c2"})])
+    page = client(server).sessions.page(AGENT_ID, limit=1, cursor="c1")
+    assert page.next_cursor == "c2"
+    assert dict(server.requests[0].url.params) == {"limit": "1", "cursor": "c1"}
+
+
+def test_delete_returns_the_counts_and_is_retried_as_idempotent() -> None:
+    counts = erased_body(sessions=1, messages=2, runs=1, run_events=3, memories=1)
+    server = Server([answer(503, error_body("unavailable", "db")), answer(200, {"erased": counts})])
+    erased = client(server).sessions.delete(SESSION_ID)
+    assert isinstance(erased, agentmill.ErasedCounts)
+    assert (erased.sessions, erased.messages, erased.runs, erased.run_events) == (1, 2, 1, 3)
+    assert (erased.memories, erased.blocks) == (1, 0)
+    assert [(r.method, r.url.path) for r in server.requests] == [
+        ("DELETE", f"/v1/sessions/{SESSION_ID}")
+    ] * 2
+
+
+def test_async_list_and_delete() -> None:
+    server = Server(
+        [
+            answer(200, {"data": [session_body(user_id="ada")], "next_cursor": "c1"}),
+            answer(200, {"data": [session_body(user_id="bo")], "next_cursor": None}),
+            answer(200, {"erased": erased_body(sessions=1)}),
+        ]
+    )
+
+    async def main() -> tuple[list[str | None], int]:
+        async with async_client(server) as am:
+            users = [s.user_id async for s in am.sessions.list(AGENT_ID, limit=1)]
+            erased = await am.sessions.delete(SESSION_ID)
+            return users, erased.sessions
+
+    assert asyncio.run(main()) == (["ada", "bo"], 1)
+    assert server.requests[1].url.params["cursor"] == "c1"

@@ -22,6 +22,7 @@ class MemoryParams(TypedDict, total=False):
     history_messages: int
     save_episodes: bool
     extract_facts: bool
+    shared_blocks_writable: bool
 
 
 class _Unset(enum.Enum):

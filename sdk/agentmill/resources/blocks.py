@@ -1,10 +1,11 @@
 """`client.blocks`: an agent's core memory blocks (its own, or an end user's with `user_id`):
-list, get, set, delete, history."""
+list, get, set, delete, history (every page)."""
 
 from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from agentmill._http import HTTP, AsyncHTTP, Call
@@ -18,12 +19,11 @@ def block_call(
     label: str | None = None,
     *,
     user_id: str | None = None,
-    suffix: str = "",
 ) -> Call:
     """A request on the agent's blocks (`label` None) or on one block, for `user_id`'s."""
     path = f"/v1/agents/{agent_id}/blocks"
     if label is not None:
-        path = f"{path}/{label}{suffix}"
+        path = f"{path}/{label}"
     params = {"user_id": user_id} if user_id is not None else None
     return Call(method, path, params=params)
 
@@ -43,6 +43,23 @@ def set_call(
     if user_id is not None:
         body["user_id"] = user_id
     return Call("PUT", f"/v1/agents/{agent_id}/blocks/{label}", json=body)
+
+
+def history_call(
+    agent_id: uuid.UUID | str,
+    label: str,
+    *,
+    user_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Call:
+    """GET /v1/agents/{id}/blocks/{label}/history, one page, oldest first."""
+    params: dict[str, str | int] = {"limit": limit}
+    if user_id is not None:
+        params["user_id"] = user_id
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call("GET", f"/v1/agents/{agent_id}/blocks/{label}/history", params=params)
 
 
 class Blocks:
@@ -81,12 +98,35 @@ class Blocks:
         """Delete a block with its history."""
         self._http.send(block_call("DELETE", agent_id, label, user_id=user_id))
 
+    def history_page(
+        self,
+        agent_id: uuid.UUID | str,
+        label: str,
+        *,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[BlockVersion]:
+        """One page of a block's versions, oldest first."""
+        call = history_call(agent_id, label, user_id=user_id, limit=limit, cursor=cursor)
+        return Page[BlockVersion].model_validate(self._http.send(call).json())
+
     def history(
-        self, agent_id: uuid.UUID | str, label: str, *, user_id: str | None = None
-    ) -> builtins.list[BlockVersion]:
-        """Every version of a block, oldest first."""
-        call = block_call("GET", agent_id, label, user_id=user_id, suffix="/history")
-        return Page[BlockVersion].model_validate(self._http.send(call).json()).data
+        self,
+        agent_id: uuid.UUID | str,
+        label: str,
+        *,
+        user_id: str | None = None,
+        limit: int = 50,
+    ) -> Iterator[BlockVersion]:
+        """Every version of a block, oldest first, fetched `limit` (1-100) per request."""
+        cursor: str | None = None
+        while True:
+            page = self.history_page(agent_id, label, user_id=user_id, limit=limit, cursor=cursor)
+            yield from page.data
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
 
 class AsyncBlocks:
@@ -128,9 +168,35 @@ class AsyncBlocks:
         """Delete a block with its history."""
         await self._http.send(block_call("DELETE", agent_id, label, user_id=user_id))
 
+    async def history_page(
+        self,
+        agent_id: uuid.UUID | str,
+        label: str,
+        *,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[BlockVersion]:
+        """One page of a block's versions, oldest first."""
+        call = history_call(agent_id, label, user_id=user_id, limit=limit, cursor=cursor)
+        return Page[BlockVersion].model_validate((await self._http.send(call)).json())
+
     async def history(
-        self, agent_id: uuid.UUID | str, label: str, *, user_id: str | None = None
-    ) -> builtins.list[BlockVersion]:
-        """Every version of a block, oldest first."""
-        call = block_call("GET", agent_id, label, user_id=user_id, suffix="/history")
-        return Page[BlockVersion].model_validate((await self._http.send(call)).json()).data
+        self,
+        agent_id: uuid.UUID | str,
+        label: str,
+        *,
+        user_id: str | None = None,
+        limit: int = 50,
+    ) -> AsyncIterator[BlockVersion]:
+        """Every version of a block, oldest first, fetched `limit` (1-100) per request."""
+        cursor: str | None = None
+        while True:
+            page = await self.history_page(
+                agent_id, label, user_id=user_id, limit=limit, cursor=cursor
+            )
+            for version in page.data:
+                yield version
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor

@@ -1,4 +1,5 @@
-"""`client.memories`: add, search, list (every page), get, delete, erase an end user's."""
+"""`client.memories`: add, search, list (every page), get, update, delete, erase an end
+user's data."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 from agentmill._http import HTTP, AsyncHTTP, Call
+from agentmill.erasure_models import Erased
 from agentmill.memory_models import Memory, MemoryHit, MemoryKind, MemoryWritten
 from agentmill.models import Page
 
@@ -96,12 +98,37 @@ def page_call(
     return Call("GET", f"/v1/agents/{agent_id}/memories", params=params)
 
 
+def update_call(
+    memory_id: uuid.UUID | str,
+    *,
+    content: str | None,
+    importance: float | None,
+    metadata: dict[str, Any] | None,
+) -> Call:
+    """PATCH /v1/memories/{id} with only the fields given (none: the server's 422)."""
+    body: dict[str, Any] = {}
+    if content is not None:
+        body["content"] = content
+    if importance is not None:
+        body["importance"] = importance
+    if metadata is not None:
+        body["metadata"] = metadata
+    return Call("PATCH", f"/v1/memories/{memory_id}", json=body)
+
+
+SHADOWED_SUFFIX = "/memories"
+"""The server reads `/users/{user_id}` with a user id ending in this as the older
+`/users/{user_id}/memories` form of another user: such an id goes through that form."""
+
+
 def erase_call(user_id: str, agent_id: uuid.UUID | str | None) -> Call:
-    """DELETE the end user's memories (and blocks): of one agent, or of every agent."""
+    """DELETE everything stored about the end user: of one agent, or of every agent."""
     user = quote(user_id, safe="")  # a user id may hold "/", "?" or "#"
+    if user_id.endswith(SHADOWED_SUFFIX):
+        user = f"{user}/memories"
     if agent_id is None:
-        return Call("DELETE", f"/v1/users/{user}/memories")
-    return Call("DELETE", f"/v1/agents/{agent_id}/users/{user}/memories")
+        return Call("DELETE", f"/v1/users/{user}")
+    return Call("DELETE", f"/v1/agents/{agent_id}/users/{user}")
 
 
 class Memories:
@@ -177,15 +204,36 @@ class Memories:
         response = self._http.send(Call("GET", f"/v1/memories/{memory_id}"))
         return Memory.model_validate(response.json())
 
+    def update(
+        self,
+        memory_id: uuid.UUID | str,
+        *,
+        content: str | None = None,
+        importance: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Memory:
+        """Change a memory: new `content` (embedded again), `importance` (0..1) or `metadata`
+        (replaced whole); what is not given stays. `ConflictError` if another memory of its
+        scope already holds that content, `UnprocessableEntityError` if nothing is given. Not
+        retried after it reached the server."""
+        call = update_call(memory_id, content=content, importance=importance, metadata=metadata)
+        return Memory.model_validate(self._http.send(call).json())
+
     def delete(self, memory_id: uuid.UUID | str) -> None:
         """Delete one memory."""
         self._http.send(Call("DELETE", f"/v1/memories/{memory_id}"))
 
+    def erase(self, user_id: str, *, agent_id: uuid.UUID | str | None = None) -> Erased:
+        """Erase everything stored about an end user, of every agent of the tenant or of
+        `agent_id` only, in one transaction: their sessions (messages, runs, steps, tool
+        calls, events), memories, core blocks with their history; their batch items are
+        redacted. Returns how many rows of each kind went."""
+        return Erased.model_validate(self._http.send(erase_call(user_id, agent_id)).json())
+
     def erase_user(self, user_id: str, *, agent_id: uuid.UUID | str | None = None) -> int:
-        """Erase everything stored about an end user: memories and core blocks, of every
-        agent of the tenant, or of `agent_id` only. Returns how many rows went."""
-        deleted: int = self._http.send(erase_call(user_id, agent_id)).json()["deleted"]
-        return deleted
+        """Erase everything stored about an end user (as `erase`). Returns how many memories
+        and core blocks went; `erase` gives the count of every kind."""
+        return self.erase(user_id, agent_id=agent_id).deleted
 
 
 class AsyncMemories:
@@ -259,11 +307,28 @@ class AsyncMemories:
         response = await self._http.send(Call("GET", f"/v1/memories/{memory_id}"))
         return Memory.model_validate(response.json())
 
+    async def update(
+        self,
+        memory_id: uuid.UUID | str,
+        *,
+        content: str | None = None,
+        importance: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Memory:
+        """Change a memory's content, importance or metadata (see `Memories.update`)."""
+        call = update_call(memory_id, content=content, importance=importance, metadata=metadata)
+        return Memory.model_validate((await self._http.send(call)).json())
+
     async def delete(self, memory_id: uuid.UUID | str) -> None:
         """Delete one memory."""
         await self._http.send(Call("DELETE", f"/v1/memories/{memory_id}"))
 
+    async def erase(self, user_id: str, *, agent_id: uuid.UUID | str | None = None) -> Erased:
+        """Erase everything stored about an end user (see `Memories.erase`)."""
+        response = await self._http.send(erase_call(user_id, agent_id))
+        return Erased.model_validate(response.json())
+
     async def erase_user(self, user_id: str, *, agent_id: uuid.UUID | str | None = None) -> int:
-        """Erase everything stored about an end user (see `Memories.erase_user`)."""
-        deleted: int = (await self._http.send(erase_call(user_id, agent_id))).json()["deleted"]
-        return deleted
+        """Erase everything stored about an end user; how many memories and blocks went (see
+        `Memories.erase_user`)."""
+        return (await self.erase(user_id, agent_id=agent_id)).deleted

@@ -1,7 +1,9 @@
-"""`client.sessions`: create, get, messages, runs, and sending a message (send, stream)."""
+"""`client.sessions`: create, list an agent's (every page), get, delete, messages, runs, and
+sending a message (send, stream)."""
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import time
 import uuid
@@ -12,6 +14,7 @@ import httpx
 
 from agentmill import stream
 from agentmill._http import HTTP, AsyncHTTP, Call, with_read
+from agentmill.erasure_models import ErasedCounts
 from agentmill.errors import RunTimeoutError
 from agentmill.models import Message, Page, Run, Session
 
@@ -29,6 +32,23 @@ def create_call(
     if user_id is not None:
         body["user_id"] = user_id
     return Call("POST", f"/v1/agents/{agent_id}/sessions", json=body)
+
+
+def page_call(
+    agent_id: uuid.UUID | str, user_id: str | None, limit: int, cursor: str | None
+) -> Call:
+    """GET /v1/agents/{id}/sessions, one page, newest first."""
+    params: dict[str, str | int] = {"limit": limit}
+    if user_id is not None:
+        params["user_id"] = user_id
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call("GET", f"/v1/agents/{agent_id}/sessions", params=params)
+
+
+def delete_call(session_id: uuid.UUID | str) -> Call:
+    """DELETE /v1/sessions/{id}."""
+    return Call("DELETE", f"/v1/sessions/{session_id}")
 
 
 def messages_call(session_id: uuid.UUID | str, limit: int, after_seq: int) -> Call:
@@ -116,10 +136,42 @@ class Sessions:
         response = self._http.send(create_call(agent_id, user_id, metadata))
         return Session.model_validate(response.json())
 
+    def page(
+        self,
+        agent_id: uuid.UUID | str,
+        *,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """One page of the agent's sessions (`user_id`'s only, if given), newest first."""
+        response = self._http.send(page_call(agent_id, user_id, limit, cursor))
+        return Page[Session].model_validate(response.json())
+
+    def list(
+        self, agent_id: uuid.UUID | str, *, user_id: str | None = None, limit: int = 50
+    ) -> Iterator[Session]:
+        """Every session of the agent (`user_id`'s only, if given), newest first, fetched
+        `limit` (1-100) per request."""
+        cursor: str | None = None
+        while True:
+            page = self.page(agent_id, user_id=user_id, limit=limit, cursor=cursor)
+            yield from page.data
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
     def get(self, session_id: uuid.UUID | str) -> Session:
         """One session."""
         response = self._http.send(Call("GET", f"/v1/sessions/{session_id}"))
         return Session.model_validate(response.json())
+
+    def delete(self, session_id: uuid.UUID | str) -> ErasedCounts:
+        """Delete a session with its messages, runs (their steps, tool calls and events) and
+        the memories written in it, in one transaction; a run in flight stops. Returns how
+        many rows of each kind went."""
+        response = self._http.send(delete_call(session_id))
+        return ErasedCounts.model_validate(response.json()["erased"])
 
     def messages(self, session_id: uuid.UUID | str, *, limit: int = 50) -> Iterator[Message]:
         """Every message of the session, oldest first, fetched `limit` per request."""
@@ -132,7 +184,7 @@ class Sessions:
                 return
             after_seq = int(page.next_cursor)
 
-    def runs(self, session_id: uuid.UUID | str, *, limit: int = 50) -> list[Run]:
+    def runs(self, session_id: uuid.UUID | str, *, limit: int = 50) -> builtins.list[Run]:
         """The session's latest `limit` runs, newest first."""
         call = Call("GET", f"/v1/sessions/{session_id}/runs", params={"limit": limit})
         return Page[Run].model_validate(self._http.send(call).json()).data
@@ -207,10 +259,41 @@ class AsyncSessions:
         response = await self._http.send(create_call(agent_id, user_id, metadata))
         return Session.model_validate(response.json())
 
+    async def page(
+        self,
+        agent_id: uuid.UUID | str,
+        *,
+        user_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """One page of the agent's sessions (`user_id`'s only, if given), newest first."""
+        response = await self._http.send(page_call(agent_id, user_id, limit, cursor))
+        return Page[Session].model_validate(response.json())
+
+    async def list(
+        self, agent_id: uuid.UUID | str, *, user_id: str | None = None, limit: int = 50
+    ) -> AsyncIterator[Session]:
+        """Every session of the agent (`user_id`'s only, if given), newest first, fetched
+        `limit` (1-100) per request."""
+        cursor: str | None = None
+        while True:
+            page = await self.page(agent_id, user_id=user_id, limit=limit, cursor=cursor)
+            for session in page.data:
+                yield session
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
     async def get(self, session_id: uuid.UUID | str) -> Session:
         """One session."""
         response = await self._http.send(Call("GET", f"/v1/sessions/{session_id}"))
         return Session.model_validate(response.json())
+
+    async def delete(self, session_id: uuid.UUID | str) -> ErasedCounts:
+        """Delete a session with everything under it (see `Sessions.delete`)."""
+        response = await self._http.send(delete_call(session_id))
+        return ErasedCounts.model_validate(response.json()["erased"])
 
     async def messages(
         self, session_id: uuid.UUID | str, *, limit: int = 50
@@ -226,7 +309,7 @@ class AsyncSessions:
                 return
             after_seq = int(page.next_cursor)
 
-    async def runs(self, session_id: uuid.UUID | str, *, limit: int = 50) -> list[Run]:
+    async def runs(self, session_id: uuid.UUID | str, *, limit: int = 50) -> builtins.list[Run]:
         """The session's latest `limit` runs, newest first."""
         call = Call("GET", f"/v1/sessions/{session_id}/runs", params={"limit": limit})
         return Page[Run].model_validate((await self._http.send(call)).json()).data
