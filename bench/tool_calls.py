@@ -114,7 +114,7 @@ def _one(
     needs_tool: bool,
 ) -> Result:
     result = Result(server, mode, budget, CASES[index].name, needs_tool)
-    body = request(mode, budget, prompt, index)
+    body = request(mode, budget, prompt, index, server)
     model = BUNDLED_MODEL_ID if server == "ours" else "smollm2"
     start = time.perf_counter()
     try:
@@ -138,12 +138,14 @@ def run(urls: dict[str, str], limit: int) -> list[Result]:
         for s, u in urls.items()
     }
     results: list[Result] = []
-    indices = range(min(limit, len(CASES)))
+    # Evenly spread over the set, so a shorter run still sees every kind of schema.
+    count = min(limit, len(CASES))
+    indices = [i * len(CASES) // count for i in range(count)]
     for mode, budget in RUNS:
         work = [(i, CASES[i].prompt, True) for i in indices]
         if mode == "auto":
             no_tool = NO_TOOL_PROMPTS[: max(1, len(NO_TOOL_PROMPTS) * len(indices) // len(CASES))]
-            work += [(j % len(indices), p, False) for j, p in enumerate(no_tool)]
+            work += [(indices[j % count], p, False) for j, p in enumerate(no_tool)]
         started = time.perf_counter()
         for i, prompt, needs_tool in work:
             for server, client in clients.items():
@@ -210,7 +212,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=len(CASES), help="first N cases only")
+    parser.add_argument(
+        "--limit", type=int, default=len(CASES), help="N cases, evenly spread over the set"
+    )
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--only", choices=["ours", "stock"], default=None)
     args = parser.parse_args()

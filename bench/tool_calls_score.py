@@ -59,8 +59,12 @@ def offered(index: int) -> list[Case]:
     return picked[index % 3 :] + picked[: index % 3]
 
 
-def request(mode: str, budget: int, prompt: str, index: int) -> dict[str, Any]:
-    """The chat-completion arguments for case `index` in `mode` (prompt may be a no-tool one)."""
+def request(mode: str, budget: int, prompt: str, index: int, server: str) -> dict[str, Any]:
+    """The chat-completion arguments for case `index` in `mode` (prompt may be a no-tool one).
+
+    llama-cpp-python's server takes a schema through its own `json_object` + `schema` form
+    (it refuses `json_schema`), so it gets that; it has no `tool_choice: required` (HTTP 500),
+    which the table reports as it is."""
     case = CASES[index]
     body: dict[str, Any] = {"max_tokens": budget, "temperature": 0}
     if mode == "json_schema":
@@ -69,10 +73,14 @@ def request(mode: str, budget: int, prompt: str, index: int) -> dict[str, Any]:
             {"role": "system", "content": system},
             {"role": "user", "content": prompt},
         ]
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": case.name, "schema": case.parameters},
-        }
+        body["response_format"] = (
+            {"type": "json_object", "schema": case.parameters}
+            if server == "stock"
+            else {
+                "type": "json_schema",
+                "json_schema": {"name": case.name, "schema": case.parameters},
+            }
+        )
         return body
     body["messages"] = [{"role": "user", "content": prompt}]
     if mode == "named":
