@@ -23,6 +23,7 @@ COPY agents ./agents
 COPY memory ./memory
 COPY inference ./inference
 COPY api ./api
+COPY cli ./cli
 COPY sdk ./sdk
 # Runtime dependencies only, at the exact versions of requirements.lock; the SDK too, for the
 # client commands (`agentmill chat`, `agentmill batch`).

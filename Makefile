@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The thorough schema fuzz: tests/api/test_fuzz.py with FUZZ_EXAMPLES generated cases per
 # operation (`make test` runs it bounded, at 20). Deterministic: the same cases every run.

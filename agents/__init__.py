@@ -1,1 +1,2 @@
-"""Agents: specs, the step loop, tools, the Celery app and tasks, run state and events."""
+"""Agents: agent and session records (`agent_store`), runs (`runs/`: the step loop and its
+journal), tools (`tools/`), batches (`batches/`) and the Celery worker (`worker/`)."""

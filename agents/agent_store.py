@@ -3,6 +3,7 @@ another tenant is indistinguishable from a missing one (NotFound)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -13,28 +14,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agents.errors import AgentBusy
-from agents.models import AgentRow, MessageRow, RunRow, SessionRow
 from agents.records import (
     ACTIVE_STATUSES,
     Agent,
+    AgentChanges,
     ChatSession,
     MemoryPolicy,
     Message,
+    NewAgent,
     ToolChoice,
 )
+from agents.tables import AgentRow, MessageRow, RunRow, SessionRow
 from core.errors import Conflict, NotFound
 from memory import erasure
-
-AGENT_FIELDS = (
-    "name",
-    "instructions",
-    "model",
-    "tools",
-    "memory",
-    "max_steps",
-    "tool_choice",
-    "temperature",
-)
 
 
 def _agent(row: AgentRow) -> Agent:
@@ -84,27 +76,28 @@ def _name_taken(name: str) -> Conflict:
     return Conflict(f"an agent named {name!r} already exists", param="name")
 
 
-def create_agent(session: Session, tenant_id: uuid.UUID, values: Mapping[str, Any]) -> Agent:
-    """Insert an agent; `values` holds AGENT_FIELDS (memory as a MemoryPolicy) and metadata."""
-    row = AgentRow(
-        id=uuid.uuid4(),
-        tenant_id=tenant_id,
-        name=values["name"],
-        instructions=values.get("instructions", ""),
-        model=values["model"],
-        tools=list(values.get("tools", ())),
-        memory=values.get("memory", MemoryPolicy()).as_json(),
-        max_steps=values["max_steps"],
-        tool_choice=values.get("tool_choice", "auto"),
-        temperature=values.get("temperature"),
-        metadata_=dict(values.get("metadata", {})),
-    )
+def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
+    """NewAgent field values as AgentRow column values."""
+    columns = dict(values)
+    if "memory" in columns:
+        columns["memory"] = columns["memory"].as_json()
+    if "tools" in columns:
+        columns["tools"] = list(columns["tools"])
+    if "metadata" in columns:
+        columns["metadata_"] = dict(columns.pop("metadata"))
+    return columns
+
+
+def create_agent(session: Session, tenant_id: uuid.UUID, new: NewAgent) -> Agent:
+    """Insert an agent; Conflict when the tenant has one of that name."""
+    values = {f.name: getattr(new, f.name) for f in dataclasses.fields(new)}
+    row = AgentRow(id=uuid.uuid4(), tenant_id=tenant_id, **_columns(values))
     try:
         with session.begin_nested():
             session.add(row)
             session.flush()
     except IntegrityError:
-        raise _name_taken(values["name"]) from None
+        raise _name_taken(new.name) from None
     session.refresh(row)
     return _agent(row)
 
@@ -116,6 +109,20 @@ def _agent_row(session: Session, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> A
     if row is None:
         raise NotFound("agent", str(agent_id))
     return row
+
+
+def hold_agent(session: Session, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> None:
+    """Key-share lock the tenant's agent until the transaction ends, or NotFound: a row that
+    references it (a session, a batch) can then be inserted, and a delete of the agent waits
+    for the commit. Without the lock, a delete committing in between makes the insert a
+    foreign-key violation (a 500) instead of NotFound."""
+    held = session.scalar(
+        select(AgentRow.id)
+        .where(AgentRow.id == agent_id, AgentRow.tenant_id == tenant_id)
+        .with_for_update(key_share=True)
+    )
+    if held is None:  # unknown, another tenant's, or deleted while this transaction waited
+        raise NotFound("agent", str(agent_id))
 
 
 def get_agent(session: Session, tenant_id: uuid.UUID, agent_id: uuid.UUID) -> Agent:
@@ -142,27 +149,19 @@ def list_agents(
 
 
 def update_agent(
-    session: Session, tenant_id: uuid.UUID, agent_id: uuid.UUID, changes: Mapping[str, Any]
+    session: Session, tenant_id: uuid.UUID, agent_id: uuid.UUID, changes: AgentChanges
 ) -> Agent:
-    """Apply the given fields (same forms as create); NotFound or Conflict on a taken name."""
+    """Apply the fields `changes` sets; NotFound, or Conflict on a taken name."""
     row = _agent_row(session, tenant_id, agent_id)
-    for name, value in changes.items():
-        if name == "memory":
-            row.memory = value.as_json()
-        elif name == "tools":
-            row.tools = list(value)
-        elif name == "metadata":
-            row.metadata_ = dict(value)
-        elif name in AGENT_FIELDS:
-            setattr(row, name, value)
-        else:
-            raise ValueError(f"not an agent field: {name}")
+    sent = changes.sent()
+    for column, value in _columns(sent).items():
+        setattr(row, column, value)
     row.updated_at = func.now()
     try:
         with session.begin_nested():
             session.flush()
     except IntegrityError:
-        raise _name_taken(str(changes.get("name"))) from None
+        raise _name_taken(str(sent.get("name"))) from None
     session.refresh(row)
     return _agent(row)
 
@@ -192,7 +191,7 @@ def create_session(
     """Start a conversation with an agent of this tenant. For an end user, under the user's
     erasure lock (shared): an erase of that user in progress finishes first, so the new
     session is never one of the erased (memory.erasure)."""
-    _agent_row(session, tenant_id, agent_id)
+    hold_agent(session, tenant_id, agent_id)
     if user_id is not None:
         erasure.hold_shared(session, [erasure.user_lock(tenant_id, user_id)])
     row = SessionRow(

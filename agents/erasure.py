@@ -28,8 +28,9 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Executable, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from agents import agent_store, batch_store
-from agents.models import (
+from agents import agent_store
+from agents.batches import store as batch_store
+from agents.tables import (
     BatchItemRow,
     BatchRow,
     EventRow,

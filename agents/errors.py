@@ -10,11 +10,13 @@ AgentmillError
       │                                exception type: its text may hold secrets)
       ├── ToolDefinitionError          a function cannot be a tool (a deployer's bug, at load time)
       │    └── DuplicateTool           two tools share a name
+      ├── RunCancelled                 a cancel was heard while the attempt waited (control
+      │                                flow: the loop ends the run `cancelled`)
       ├── LeaseLost                    another worker took the run over (or may have: renewals
       │                                failed for most of the lease); stop without writing
       └── OutageOutlasted              the model server or the database stayed unavailable past
                                        the retry budget; stop the attempt, leave the run be
-                                       (agents/retry.py)
+                                       (agents/runs/retry.py)
 
 Conflict (core.errors, HTTP 409)
  ├── SessionBusy                       the session already has an active run
@@ -136,6 +138,10 @@ class IdempotencyKeyReused(Conflict):
             "this Idempotency-Key was used for a different request; use a new key",
             param="Idempotency-Key",
         )
+
+
+class RunCancelled(AgentError):
+    """A cancel was requested while the attempt waited (internal control flow)."""
 
 
 class LeaseLost(AgentError):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
+
+# The one Usage: a run's and a step's totals have the shape of one model call's.
+from inference.client.model_client import Usage as Usage
 
 ToolChoice = Literal["auto", "required", "none"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "incomplete"]
@@ -60,37 +64,73 @@ _POLICY_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class Agent:
-    """A stored agent spec."""
+@dataclass(frozen=True, kw_only=True)
+class NewAgent:
+    """What makes an agent, as a create sets it: the one list of an agent's own fields."""
+
+    name: str
+    """Unique per tenant."""
+    model: str
+    """A router alias (`local` is the bundled model)."""
+    max_steps: int
+    """Most model calls per run."""
+    instructions: str = ""
+    """The system prompt's first part."""
+    tools: tuple[str, ...] = ()
+    """Names of the tools it may call."""
+    memory: MemoryPolicy = field(default_factory=MemoryPolicy)
+    """How it uses memory."""
+    tool_choice: ToolChoice = "auto"
+    """The first step's tool choice: `required` makes the model start with a tool call (the
+    later steps are `auto`, so it can answer); `none` never offers tools."""
+    temperature: float | None = None
+    """Sampling temperature; None: the model's default."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Free JSON object."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Agent(NewAgent):
+    """A stored agent: its fields with the key, owner and times the database adds."""
 
     id: uuid.UUID
     """Primary key."""
     tenant_id: uuid.UUID
     """Owner."""
-    name: str
-    """Unique per tenant."""
-    instructions: str
-    """The system prompt's first part."""
-    model: str
-    """A router alias (`local` is the bundled model)."""
-    tools: tuple[str, ...]
-    """Names of the tools it may call."""
-    memory: MemoryPolicy
-    """How it uses memory."""
-    max_steps: int
-    """Most model calls per run."""
-    tool_choice: ToolChoice
-    """The first step's tool choice: `required` makes the model start with a tool call (the
-    later steps are `auto`, so it can answer); `none` never offers tools."""
-    temperature: float | None
-    """Sampling temperature; None: the model's default."""
-    metadata: dict[str, Any]
-    """Free JSON object."""
     created_at: datetime
     """Creation time."""
     updated_at: datetime
     """Last change."""
+
+
+class Unset(enum.Enum):
+    """The type of UNSET: a field a change leaves alone (None can be a value)."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentChanges:
+    """A change to an agent: each field of NewAgent, UNSET where it stays as it is (`memory`
+    is the whole new policy). tests/agents/test_records.py keeps the two field lists equal."""
+
+    name: str | Unset = UNSET
+    model: str | Unset = UNSET
+    max_steps: int | Unset = UNSET
+    instructions: str | Unset = UNSET
+    tools: tuple[str, ...] | Unset = UNSET
+    memory: MemoryPolicy | Unset = UNSET
+    tool_choice: ToolChoice | Unset = UNSET
+    temperature: float | Unset | None = UNSET
+    metadata: dict[str, Any] | Unset = UNSET
+
+    def sent(self) -> dict[str, Any]:
+        """The fields that change, by name."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in values.items() if value is not UNSET}
 
 
 @dataclass(frozen=True)
@@ -133,18 +173,6 @@ class Message:
     """The text."""
     created_at: datetime
     """When it was written."""
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens and cost summed over a run's model calls."""
-
-    prompt_tokens: int = 0
-    """Prompt tokens."""
-    completion_tokens: int = 0
-    """Generated tokens."""
-    cost_usd: float = 0.0
-    """Cost; 0 for local models."""
 
 
 @dataclass(frozen=True)
@@ -263,7 +291,7 @@ class Event:
     seq: int
     """1-based order within the run; the SSE `id`."""
     type: str
-    """The SSE `event` (see agents/events.py)."""
+    """The SSE `event` (see agents/runs/events.py)."""
     data: dict[str, Any]
     """JSON payload; always includes `run_id`."""
     created_at: datetime

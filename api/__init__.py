@@ -1,1 +1,2 @@
-"""The REST API (FastAPI) and the `agentmill` command line."""
+"""The REST API (FastAPI): routes, schemas, auth, limits and streaming. The `agentmill` command
+line is the top-level `cli` package."""

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from agents.queue import RunQueue, RunSender, make_celery
+from agents.worker.queue import RunQueue, RunSender, make_celery
 from api.deps import MemoryProvider
 from api.events_hub import EventHub, libpq_url
 from api.readiness import Readiness
@@ -17,9 +17,10 @@ from core.config import Settings
 from core.web import errors
 from core.web.limits import BodySizeLimit
 from core.web.rate_limit import RateLimiter, RateLimitHeaders
-from memory.embedder import SentenceTransformerEmbedder
+from core.web.refusal_hold import RefusalHold
+from inference.embedder import SentenceTransformerEmbedder
 from memory.errors import BlockTooLarge, ContentTooLarge, EmptyContent, InvalidMemoryInput
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 
 # The memory layer's caller errors are request validation failures, except sizes (413).
 MEMORY_ERROR_STATUSES = {
@@ -76,7 +77,8 @@ def create_app(
     if rate_limiter is None:
         rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.rate_limiter = rate_limiter
-    errors.install(app, MEMORY_ERROR_STATUSES)
+    hold = RefusalHold(settings.api_refusal_hold_s, settings.api_max_held_refusals)
+    errors.install(app, MEMORY_ERROR_STATUSES, hold=hold)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitHeaders)  # reports what get_principal decided
     for module in (health, me, agents, sessions, runs):

@@ -1,5 +1,6 @@
-"""FastAPI dependencies: the engine, settings, queue, event hub and memory store, the calling
-tenant (authenticated and rate-limited), and the ids in paths."""
+"""FastAPI dependencies: the engine, settings, queue, event hub, the facades the routes call
+(Agents, Runs, Batches, MemoryStore), the calling tenant (authenticated and rate-limited), and
+the ids in paths."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy import Engine
 
-from agents import agent_store
-from agents.queue import RunSender
+from agents.batches.facade import Batches
+from agents.facade import Agents
+from agents.runs.facade import Runs
+from agents.worker.queue import RunSender
 from api.events_hub import EventHub
 from core.config import Settings
 from core.db import transaction
@@ -23,7 +26,7 @@ from core.web.auth_guard import AuthGuard, client_key
 from core.web.concurrency import ConcurrencyLimit
 from core.web.rate_limit import STATE_KEY, Limiter
 from core.web.redis_rate_limit import RedisRateLimiter
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 
 
 def get_engine(request: Request) -> Engine:
@@ -78,6 +81,21 @@ class MemoryProvider:
             store, self._store = self._store, None
         if store is not None:
             store.close()
+
+
+def get_agents(request: Request) -> Agents:
+    """Agents, sessions, messages and erasure, over the process's engine."""
+    return Agents(get_engine(request))
+
+
+def get_runs(request: Request) -> Runs:
+    """What the routes read of runs."""
+    return Runs(get_engine(request))
+
+
+def get_batches(request: Request) -> Batches:
+    """Batches; their runs go to the process's run queue after each commit."""
+    return Batches(get_engine(request), get_run_queue(request).enqueue_run)
 
 
 def get_memory(request: Request) -> MemoryStore:
@@ -200,10 +218,9 @@ def memory_id(memory_id: Annotated[str, Path(description="A memory id.")]) -> uu
     return parse_id("memory", memory_id)
 
 
-def owned_agent_id(principal: PrincipalDep, agent_id: AgentId, engine: EngineDep) -> uuid.UUID:
+def owned_agent_id(principal: PrincipalDep, agent_id: AgentId, agents: AgentsDep) -> uuid.UUID:
     """The `{agent_id}` of the path, once checked to be the caller's (404 otherwise)."""
-    with transaction(engine) as session:
-        agent_store.get_agent(session, principal.tenant_id, agent_id)
+    agents.get(principal.tenant_id, agent_id)
     return agent_id
 
 
@@ -217,6 +234,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunQueueDep = Annotated[RunSender, Depends(get_run_queue)]
 EventsHubDep = Annotated[EventHub, Depends(get_events_hub)]
 MemoryDep = Annotated[MemoryStore, Depends(get_memory)]
+AgentsDep = Annotated[Agents, Depends(get_agents)]
+RunsDep = Annotated[Runs, Depends(get_runs)]
+BatchesDep = Annotated[Batches, Depends(get_batches)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 GuardsDep = Annotated[Guards, Depends(get_guards)]
 AgentId = Annotated[uuid.UUID, Depends(agent_id)]

@@ -2,7 +2,7 @@
 
 A worker that received a run id before its row was committed would find nothing to do, so the
 queue is only ever told after the commit. If the send itself fails (broker down), the run stays
-`queued` and the workers' sweeper (agents/sweeper.py) sends it later: the request still
+`queued` and the workers' sweeper (agents/worker/sweeper.py) sends it later: the request still
 succeeds, because the run is durable.
 """
 
@@ -15,20 +15,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from agents import batches, run_store
-from agents.queue import RunSender
+from agents.batches import lifecycle as batches
 from agents.records import Run
-from agents.run_store import NewRun
+from agents.runs import store as run_store
+from agents.runs.store import NewRun
+from agents.worker.queue import RunSender, send_committed
 from core.db import transaction
 
 log = logging.getLogger(__name__)
-
-
-def _send(queue: RunSender, run_id: uuid.UUID) -> None:
-    try:
-        queue.enqueue_run(run_id)
-    except Exception:
-        log.exception("could not enqueue run %s; the sweeper will send it later", run_id)
 
 
 def start_run(
@@ -55,7 +49,7 @@ def start_run(
             metadata=metadata,
         )
     if new.created and new.start_now:
-        _send(queue, new.run.id)
+        send_committed(queue.enqueue_run, [new.run.id])
     return new
 
 
@@ -68,7 +62,7 @@ def cancel_run(engine: Engine, queue: RunSender, tenant_id: uuid.UUID, run_id: u
             run_store.next_queued(session, run.session_id) if run.status == "cancelled" else None
         )
     if following is not None:
-        _send(queue, following)
+        send_committed(queue.enqueue_run, [following], "the session's next run")
     if run.status == "cancelled" and run.batch_id is not None:
         # The item ended here, not in a worker: admit the batch's next item now.
         try:

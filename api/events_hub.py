@@ -2,7 +2,7 @@
 cache when a key is revoked.
 
 Workers append run events with `pg_notify(agentmill_run_events, '<run_id>:<seq>')` in the
-transaction that writes them (agents/events.py). The hub holds one autocommit psycopg
+transaction that writes them (agents/runs/events.py). The hub holds one autocommit psycopg
 connection listening on that channel and sets the wake-up flag of every subscription to the
 run. A notification only says "look again": followers always re-read the table, so nothing
 depends on the payload or on every notification arriving. When the connection drops, the hub
@@ -29,7 +29,7 @@ from typing import TypeVar
 import psycopg
 from sqlalchemy import Engine
 
-from agents.events import NOTIFY_CHANNEL
+from agents.runs.events import NOTIFY_CHANNEL
 from core.tenants import KEY_REVOKED_CHANNEL
 
 log = logging.getLogger(__name__)

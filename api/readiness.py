@@ -20,7 +20,7 @@ import redis
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 
-from agents.heartbeat import live_workers
+from agents.worker.heartbeat import live_workers
 from api.deps import PrincipalDep
 from core.config import Settings
 from core.db import ping

@@ -23,9 +23,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import Receive, Scope, Send
 
-from agents import run_store
-from agents.events import TERMINAL_TYPES, read_events
 from agents.records import Event, Run
+from agents.runs import store as run_store
+from agents.runs.events import TERMINAL_TYPES, read_events
 from api.events_hub import EventHub
 from core.db import transaction
 from core.errors import NotFound

@@ -1,7 +1,7 @@
 """Agent runtime: per-step overhead with the model time excluded, and enqueue-to-start latency.
 
 Everything is real: an embedded Postgres in a temporary home (migrated), the inference server
-with the bundled model (`python -m api.cli inference`), and `agentmill worker` child processes
+with the bundled model (`python -m cli.main inference`), and `agentmill worker` child processes
 (Celery, thread pool) on Redis and on the embedded Postgres broker. The benchmark process plays
 the API: it writes a user message and its queued run (`run_store.create_run`), commits, and
 sends the run to the queue, one run at a time, waiting for each to finish (LISTEN on the event
@@ -59,11 +59,12 @@ import psycopg
 import redis
 from sqlalchemy import Engine, select
 
-from agents import agent_store, run_store
-from agents.events import NOTIFY_CHANNEL
-from agents.models import EventRow, RunRow, StepRow
-from agents.queue import RunQueue, make_celery
-from agents.records import FINAL_STATUSES, MemoryPolicy
+from agents import agent_store
+from agents.records import FINAL_STATUSES, MemoryPolicy, NewAgent
+from agents.runs import store as run_store
+from agents.runs.events import NOTIFY_CHANNEL
+from agents.tables import EventRow, RunRow, StepRow
+from agents.worker.queue import RunQueue, make_celery
 from core import migrate
 from core.config import Settings
 from core.db import create_db_engine, transaction
@@ -132,7 +133,7 @@ def inference_server(home: Path) -> Iterator[str]:
     env = {**_clean_env(), "AGENTMILL_HOME": str(home / "inference-home")}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "inference", "--port", str(port)],
+            [sys.executable, "-m", "cli.main", "inference", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=log,
@@ -168,7 +169,7 @@ class Worker:
         full = {**_clean_env(), "PYTHONPATH": str(REPO), "AGENTMILL_HOME": str(home), **env}
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "worker", "--concurrency", str(concurrency)],
+                [sys.executable, "-m", "cli.main", "worker", "--concurrency", str(concurrency)],
                 cwd=REPO,
                 env=full,
                 stdout=out,
@@ -247,14 +248,14 @@ class Bench:
             "name": name,
             "instructions": "You are a concise assistant. Answer in one short sentence.",
             "model": "local",
-            "tools": [],
+            "tools": (),
             "max_steps": 1,
             "tool_choice": "none",
             "temperature": 0.0,
             **spec,
         }
         with transaction(self.engine) as session:
-            return agent_store.create_agent(session, self.tenant_id, values).id
+            return agent_store.create_agent(session, self.tenant_id, NewAgent(**values)).id
 
     def _wait(self, run_id: uuid.UUID, timeout_s: float) -> str:
         deadline = time.monotonic() + timeout_s

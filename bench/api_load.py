@@ -83,7 +83,7 @@ def _started_stack() -> Iterator[Stack]:
         log_path = Path(home) / "up.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "up"],
+                [sys.executable, "-m", "cli.main", "up"],
                 cwd=REPO,
                 env=env,
                 stdout=log,

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test suite's process helpers (tests/ is not installed)
 
-from tests.api.up_process import Stack, postgres_of, start_stack  # noqa: E402
+from tests.cli.up_process import Stack, postgres_of, start_stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 LONG = "Write a long story about a lighthouse keeper and a storm, at least 300 words."

@@ -36,8 +36,8 @@ from jsonschema import Draft202012Validator
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from core.web.threaded import free_port
-from inference.chat import CHATML, ChatTemplate
-from inference.protocol import Message
+from inference.server.chat_template import CHATML, ChatTemplate
+from inference.wire import Message
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
 ARGUMENTS = {
@@ -120,8 +120,8 @@ def _serve(args: argparse.Namespace) -> None:
     """The server process: the engine behind the app, as `agentmill inference` builds it."""
     import uvicorn
 
-    from inference.hf_engine import TransformersEngine
-    from inference.server import create_inference_app
+    from inference.engines.hf.engine import TransformersEngine
+    from inference.server.app import create_inference_app
 
     model_dir: Path = args.model_dir
     engine = TransformersEngine(

@@ -35,8 +35,8 @@ from llama_cpp import Llama
 
 from core.web.threaded import free_port
 from inference.bundled import BUNDLED_MODEL_ID
-from inference.llama_engine import default_threads
-from inference.llama_native import bundled_gguf
+from inference.engines.llama.engine import default_threads
+from inference.engines.llama.native import bundled_gguf
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
 
@@ -140,7 +140,7 @@ def _server(threads: int, slots: int, context: int, reuse: bool) -> Iterator[str
         "AGENTMILL_INFERENCE_PREFIX_REUSE": str(reuse).lower(),
         "AGENTMILL_LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen([sys.executable, "-m", "api.cli", "inference"], env=env)
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "inference"], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

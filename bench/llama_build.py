@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from inference.selfcheck import cpu_summary
+from inference.server.selfcheck import cpu_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -28,7 +28,7 @@ CHILD = r"""
 import json, sys, time
 import llama_cpp
 sys.path.insert(0, sys.argv[1])
-from inference.llama_native import bundled_gguf
+from inference.engines.llama.native import bundled_gguf
 
 threads, prompt_tokens, decode_tokens = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 llm = llama_cpp.Llama(str(bundled_gguf()), n_ctx=2048, n_threads=threads,

@@ -64,13 +64,13 @@ from core.config import Settings
 from core.db import create_db_engine, transaction
 from core.embedded_pg import EmbeddedPostgres
 from core.tenants import ensure_tenant
+from inference.embedder import SentenceTransformerEmbedder
 from memory.candidates import Candidate
-from memory.embedder import SentenceTransformerEmbedder
 from memory.filters import MemoryFilter
-from memory.models import Memory
 from memory.records import NewMemory
 from memory.scope_indexes import ScopeIndexer
-from memory.service import MemoryStore
+from memory.store import MemoryStore
+from memory.tables import Memory
 
 REPO = Path(__file__).resolve().parent.parent
 LOCOMO = REPO.parent / "shared" / "data" / "locomo-dev.json"

@@ -34,10 +34,10 @@ from core.config import Settings
 from core.db import create_db_engine, transaction
 from core.embedded_pg import EmbeddedPostgres
 from core.tenants import ensure_tenant
-from memory.embedder import SentenceTransformerEmbedder
+from inference.embedder import SentenceTransformerEmbedder
 from memory.records import NewMemory
 from memory.retrieval import DEFAULT_WEIGHTS, RetrievalWeights
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = REPO.parent / "shared" / "data" / "locomo-dev.json"

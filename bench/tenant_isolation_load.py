@@ -7,8 +7,8 @@ tenant makes sequential `GET /v1/agents/{id}` requests (key lookup, rate limit, 
 an attacker process floods the API: `streams` (many concurrent SSE streams of its queued runs,
 reconnecting at once when refused), `fake-keys` (well-formed random keys as fast as it can), or
 both. Each phase lasts a bounded time; the whole run stops by itself. It runs twice: with the
-default guards, and with them loosened (stream caps huge, no failed-auth limit, no key cache)
-as the code before them behaved. Prints a table, writes JSON to
+default guards, and with them loosened (stream caps huge, no failed-auth limit, no key cache,
+no refusal hold) as the code before them behaved. Prints a table, writes JSON to
 bench/results/tenant_isolation_load.json.
 
     .venv/bin/python bench/tenant_isolation_load.py [--seconds 20] [--streams 200] [--keys 32]
@@ -39,6 +39,7 @@ LOOSE: dict[str, Any] = {
     "api_max_streams": 100_000,
     "auth_failures_per_minute": 0,
     "auth_cache_ttl_s": 0.0,
+    "api_refusal_hold_s": 0.0,
 }
 PHASES = ("idle", "streams", "fake-keys", "both")
 

@@ -35,8 +35,8 @@ from bench.tool_calls_cases import CASES, NO_TOOL_PROMPTS
 from bench.tool_calls_score import Result, request, score
 from core.web.threaded import free_port
 from inference.bundled import BUNDLED_MODEL_ID
-from inference.llama_engine import default_threads
-from inference.llama_native import bundled_gguf
+from inference.engines.llama.engine import default_threads
+from inference.engines.llama.native import bundled_gguf
 
 RUNS = [
     ("required", 256),
@@ -88,7 +88,7 @@ def servers(threads: int, only: str | None) -> Iterator[dict[str, str]]:
                 "AGENTMILL_INFERENCE_THREADS": str(threads),
                 "AGENTMILL_LOG_LEVEL": "WARNING",
             }
-            command = [sys.executable, "-m", "api.cli", "inference"]
+            command = [sys.executable, "-m", "cli.main", "inference"]
             stack.enter_context(_process(command, env, f"http://127.0.0.1:{port}/healthz", "ours"))
             urls["ours"] = f"http://127.0.0.1:{port}/v1"
         if only in (None, "stock"):

@@ -113,6 +113,21 @@ class Settings(BaseSettings):
         description="Event streams and wait=true requests one API process holds open in all "
         "(429 above).",
     )
+    api_refusal_hold_s: float = Field(
+        default=10.0,
+        ge=0.0,
+        le=60.0,
+        description="Longest an API process holds a 429 before sending it (each hold is drawn "
+        "between half and all of this, never past its Retry-After, which is shortened by the "
+        "time held), so a client that retries at once, ignoring Retry-After, cannot spin; 0 "
+        "answers at once.",
+    )
+    api_max_held_refusals: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="429s one API process holds at once; past that they are answered at once.",
+    )
     auth_failures_per_minute: int = Field(
         default=30,
         ge=0,
@@ -219,6 +234,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=8, ge=1, le=256, description="Runs one worker executes at once (threads)."
     )
+    worker_fair_share: bool = Field(
+        default=True,
+        description="Share the workers' slots fairly between tenants: each queue message "
+        "starts the claimable run of the tenant with the fewest running (then least recently "
+        "started) runs, so one tenant's backlog delays another's run by one slot's turn at "
+        "most; false = strict queue order.",
+    )
     run_lease_s: float = Field(
         default=30.0,
         ge=1.0,
@@ -281,7 +303,7 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         le=86_400.0,
-        description="How often each worker runs the cleaner (agents/cleaner.py); one worker "
+        description="How often each worker runs the cleaner (agents/worker/cleaner.py); one worker "
         "at a time does the work.",
     )
     retention_batch_rows: int = Field(

@@ -10,7 +10,30 @@ from sqlalchemy import Engine
 from core import migrate
 from core.config import Settings
 from core.db import create_db_engine
-from core.embedded_pg import embedded_database
+from core.embedded_pg import embedded_database, running_url, wait_for_running
+from core.errors import DatabaseUnavailable
+
+
+def database_url(settings: Settings, *, wait_s: float = 0.0) -> str:
+    """The database a process that does not own one should use: AGENTMILL_DATABASE_URL, or the
+    embedded server `agentmill up` runs on this home (waited for up to `wait_s` seconds while
+    it starts). `DatabaseUnavailable` naming both ways to get one when there is neither."""
+    if settings.database_url is not None:
+        return settings.database_url
+    url: str | None
+    if wait_s > 0:  # until it answers, not only until its address is written
+        try:
+            url = wait_for_running(settings.pg_dir, timeout_s=wait_s)
+        except DatabaseUnavailable:
+            url = None
+    else:
+        url = running_url(settings.pg_dir)
+    if url is None:
+        raise DatabaseUnavailable(
+            "no database: set AGENTMILL_DATABASE_URL, or start `agentmill up` (which runs the "
+            f"embedded one in {settings.pg_dir})"
+        )
+    return url
 
 
 @contextmanager

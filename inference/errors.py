@@ -6,6 +6,11 @@ AgentmillError
  ├── NotFound ───────── UnknownModel    no such model (404)
  ├── OutputInvalid                      a constrained output failed validation (500; the
  │                                      llama.cpp engine's grammar makes this impossible)
+ ├── PromptError (also ValueError)      the messages cannot be rendered with the model's
+ │                                      chat template (the server answers 400)
+ ├── SchemaError (also ValueError)      a JSON schema that is not valid, or a document that
+ │                                      does not match one (a ValueError, so request models
+ │                                      turn it into a validation error)
  ├── EngineFailed                       the engine's worker failed a generation or stopped
  └── EngineCheckFailed                  the engine could not decode at start-up (the server
                                         exits with this one-line message)
@@ -58,3 +63,11 @@ class EngineFailed(AgentmillError):
 class EngineCheckFailed(AgentmillError):
     """The engine could not decode its first tokens at start-up; the message says why and how
     to fix it."""
+
+
+class PromptError(AgentmillError, ValueError):
+    """The messages cannot be rendered with this model's template."""
+
+
+class SchemaError(AgentmillError, ValueError):
+    """A JSON schema that is not valid, or a document that does not match one."""

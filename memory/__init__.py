@@ -1,3 +1,3 @@
 """Long-term memory: embedder, pgvector store, hybrid retrieval, core memory blocks.
 
-Agents and the API use `MemoryStore` (memory.service); see docs/memory.md."""
+Agents and the API use `MemoryStore` (memory.store); see docs/memory.md."""

@@ -13,7 +13,7 @@ from collections import Counter
 from sqlalchemy import Engine
 
 from core.db import transaction
-from memory import store
+from memory import queries as store
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFound, UserError
 from memory.errors import BlockTooLarge
-from memory.models import MemoryBlock, MemoryBlockVersion
+from memory.tables import MemoryBlock, MemoryBlockVersion
 
 _LABEL = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_BLOCK_LIMIT = 100_000

@@ -25,10 +25,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, REAL, TEXT, TSQUERY, array
 from sqlalchemy.orm import Session
 
 from memory.filters import MemoryFilter
-from memory.models import Memory
+from memory.queries import PUBLIC_COLUMNS, conditions
+from memory.queries import record as to_record
 from memory.records import MemoryRecord
-from memory.store import PUBLIC_COLUMNS, conditions
-from memory.store import record as to_record
+from memory.tables import Memory
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict
-from memory.models import Erasure, Memory, MemoryBlock, MemoryBlockVersion
 from memory.records import NewMemory
+from memory.tables import Erasure, Memory, MemoryBlock, MemoryBlockVersion
 
 
 class ErasedSource(Conflict):

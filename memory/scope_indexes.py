@@ -17,7 +17,7 @@ keeps them; no scan of the table), checks each candidate's size with a bounded c
 missing indexes with CREATE INDEX CONCURRENTLY (writes go on meanwhile) and drops those whose
 scope fell under half the threshold, and any left invalid by an interrupted build. The catalog
 is the registry: each index carries its scope as a JSON comment. A worker runs it periodically
-(agents.worker); an advisory lock keeps two workers from building at once.
+(agents.worker.main); an advisory lock keeps two workers from building at once.
 
 The slots are shared fairly between tenants: a tenant holds at most `max_per_tenant` of them,
 and they are handed out round by round (every tenant's largest scope, then every tenant's
@@ -75,7 +75,7 @@ class Scope:
         return {column: self.stem + suffix for suffix, column in COLUMNS.items()}
 
     def predicate(self) -> sql.Composed:
-        """The WHERE clause of its indexes: the conditions memory.store writes for the filter."""
+        """The WHERE clause of its indexes: the conditions memory.queries writes for the filter."""
         parts = [
             sql.SQL("tenant_id = {}").format(sql.Literal(self.tenant_id)),
             sql.SQL("agent_id = {}").format(sql.Literal(self.agent_id)),

@@ -4,7 +4,7 @@ A word that thousands of memories hold (a user's name, "go", "really") selects m
 memories and says little about which one the query wants; scoring them all is what made a big
 user's full-text search slow. memory.candidates keeps such words for scoring and selects
 candidates by the others. Each tenant's list is counted from that tenant's own memories
-(memory.store.word_postings: a sample of up to SAMPLE_ROWS of them), so one tenant's data never
+(memory.queries.word_postings: a sample of up to SAMPLE_ROWS of them), so one tenant's data never
 changes which words select in another's searches; this cache re-reads a tenant's counts at most
 once a minute, so searches pay neither the count nor its planning."""
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from core.db import transaction
-from memory import store
+from memory import queries as store
 
 SAMPLE_ROWS = 5000
 """Memories of a tenant counted for its word list (all of them in a smaller tenant)."""

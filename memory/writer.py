@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from memory import erasure, store
+from memory import erasure
+from memory import queries as store
 from memory.embedder import Embedder
 from memory.errors import (
     ContentTooLarge,
@@ -30,8 +31,8 @@ from memory.errors import (
     InvalidMemoryInput,
 )
 from memory.filters import MemoryFilter
-from memory.models import EMBEDDING_DIMENSION
 from memory.records import NewMemory, WriteResult
+from memory.tables import EMBEDDING_DIMENSION
 from memory.windows import BEFORE, windows
 
 Vec = NDArray[np.float32]
@@ -111,11 +112,11 @@ class Pending:
     result: WriteResult | None = None
 
     @property
-    def scope(self) -> store.Scope:
+    def scope(self) -> store.DuplicateScope:
         """Where its near-duplicates would be."""
         item = self.item
         session = item.session_id if item.kind == "episodic" else None
-        return store.Scope(item.agent_id, item.user_id, item.kind, session)
+        return store.DuplicateScope(item.agent_id, item.user_id, item.kind, session)
 
     def row(self) -> dict[str, Any]:
         """Column values for insert or merge (without id and tenant)."""
@@ -189,7 +190,7 @@ def deduplicate(
     (`existing[i]`, found beforehand), or a merge into an earlier memory of the same batch
     (the later one wins). Sets every `result`; returns (new rows, stored rows to update)."""
     kept: list[Pending] = []
-    kept_by_scope: dict[store.Scope, list[Pending]] = {}
+    kept_by_scope: dict[store.DuplicateScope, list[Pending]] = {}
     merges: list[tuple[uuid.UUID, Pending]] = []
     for entry, stored_twin in zip(pending, existing, strict=True):
         item, scope = entry.item, entry.scope
@@ -232,7 +233,7 @@ def write(
     session_ids = sorted({m.session_id for m in memories if windowed(m) and m.session_id})
     stored = store.recent_in_sessions(session, tenant_id, session_ids, BEFORE)
     pending = plan(memories, embedded, stored)
-    by_scope: dict[store.Scope, list[int]] = {}
+    by_scope: dict[store.DuplicateScope, list[int]] = {}
     for i, entry in enumerate(pending):
         by_scope.setdefault(entry.scope, []).append(i)
     existing: list[uuid.UUID | None] = [None] * len(pending)

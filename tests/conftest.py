@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from agents.queue import RunQueue, make_celery
+from agents.worker.queue import RunQueue, make_celery
 from api.app import create_app
 from core import migrate
 from core.config import Settings
@@ -23,7 +23,7 @@ from core.db import create_db_engine, transaction
 from core.embedded_pg import EmbeddedPostgres
 from core.tenants import create_key, ensure_tenant
 from core.web.threaded import serve_in_thread
-from memory.embedder import SentenceTransformerEmbedder
+from inference.embedder import SentenceTransformerEmbedder
 
 if TYPE_CHECKING:  # imported by pytest_plugins below; importing it here first defeats that
     from tests.services import WorkerFactory
@@ -76,7 +76,12 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings pointing at the test's database and a temporary home."""
-    return Settings(home=tmp_path / "home", database_url=database_url, max_body_bytes=4096)
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        max_body_bytes=4096,
+        api_refusal_hold_s=0.0,  # tests of refusals want them at once; test_refusal_hold holds
+    )
 
 
 @pytest.fixture
@@ -123,3 +128,14 @@ def live_url(
     queue = RunQueue(make_celery(producer, database_url))
     with serve_in_thread(create_app(producer, engine, run_queue=queue)) as url:
         yield url
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    """A fresh AGENTMILL_HOME for `agentmill up`; its Postgres is killed if a test leaks it."""
+    from tests.cli.up_process import postgres_of  # it imports tests.services (a plugin, above)
+
+    path = tmp_path / "home"
+    yield path
+    for proc in postgres_of(path):  # never leak a server, even when a test fails
+        proc.kill()

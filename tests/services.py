@@ -61,7 +61,7 @@ class InferenceServer:
         env.update({f"AGENTMILL_{name.upper()}": value for name, value in settings.items()})
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "inference", "--port", str(self.port)],
+                [sys.executable, "-m", "cli.main", "inference", "--port", str(self.port)],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -156,7 +156,7 @@ def start_worker(tmp_path: Path) -> Iterator[WorkerFactory]:
         log = tmp_path / f"worker-{len(started)}.log"
         out = log.open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "worker", "--concurrency", str(concurrency)],
+            [sys.executable, "-m", "cli.main", "worker", "--concurrency", str(concurrency)],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **env},
             stdout=out,

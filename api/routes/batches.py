@@ -13,13 +13,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
-from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from agents import batch_store, batches
-from agents.records import Batch, BatchItem
-from api.deps import EngineDep, PrincipalDep, RunQueueDep, parse_id
+from agents.batches.facade import Batches
+from agents.records import BatchItem
+from api.deps import BatchesDep, PrincipalDep, parse_id
 from api.readiness import DiskRoom
 from api.schemas.batches import (
     CREATE_OPENAPI,
@@ -31,8 +30,7 @@ from api.schemas.batches import (
     inline_schema,
     parse_jsonl,
 )
-from api.schemas.common import Limit, Page, decode_cursor, encode_cursor, invalid
-from core.db import transaction
+from api.schemas.common import Cursor, Limit, Page, by_time, decode_cursor, invalid, keyset_page
 from core.errors import NotFound
 from core.web.errors import error_responses
 
@@ -94,8 +92,7 @@ def _body(content_type: str, raw: bytes, options: dict[str, object]) -> BatchCre
 async def create_batch(
     request: Request,
     principal: PrincipalDep,
-    engine: EngineDep,
-    queue: RunQueueDep,
+    batches: BatchesDep,
     agent_id: Annotated[str | None, Query(description="JSONL upload: the agent.")] = None,
     concurrency: Annotated[
         int | None, Query(ge=1, le=64, description="JSONL upload (default 4).")
@@ -115,54 +112,39 @@ async def create_batch(
     }
     options = {name: value for name, value in sent.items() if value is not None}
     body = _body(content_type, await request.body(), options)
-    batch = await asyncio.to_thread(_create, engine, queue.enqueue_run, principal.tenant_id, body)
+    batch = await asyncio.to_thread(
+        batches.create,
+        principal.tenant_id,
+        body.agent_id,
+        [item.item() for item in body.items],
+        concurrency=body.concurrency,
+        max_attempts=body.max_attempts,
+        metadata=body.metadata,
+    )
     return BatchPublic.of(batch)
-
-
-def _create(engine: Engine, send: batches.Send, tenant_id: uuid.UUID, body: BatchCreate) -> Batch:
-    with transaction(engine) as session:
-        batch, started = batches.create_batch(
-            session,
-            tenant_id,
-            body.agent_id,
-            [item.item() for item in body.items],
-            concurrency=body.concurrency,
-            max_attempts=body.max_attempts,
-            metadata=body.metadata,
-        )
-    batches.send_all(send, started)  # only after the commit
-    return batch
 
 
 @router.get("")
 def list_batches(
-    principal: PrincipalDep, engine: EngineDep, limit: Limit = 50, cursor: str | None = None
+    principal: PrincipalDep, batches: BatchesDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[BatchPublic]:
     """The tenant's batches, newest first, `limit` per page."""
     before = decode_cursor(cursor) if cursor is not None else None
-    with transaction(engine) as session:
-        found = batch_store.list_batches(
-            session, principal.tenant_id, limit=limit + 1, before=before
-        )
-    page = found[:limit]
-    more = len(found) > limit
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
-    return Page(data=[BatchPublic.of(b) for b in page], next_cursor=next_cursor)
+    found = batches.page(principal.tenant_id, limit=limit + 1, before=before)
+    return keyset_page(found, limit, by_time, BatchPublic.of)
 
 
 @router.get("/{batch_id}", responses=error_responses(404))
-def get_batch(principal: PrincipalDep, batch_id: BatchId, engine: EngineDep) -> BatchPublic:
+def get_batch(principal: PrincipalDep, batch_id: BatchId, batches: BatchesDep) -> BatchPublic:
     """A batch's status, counts per item state and usage totals."""
-    with transaction(engine) as session:
-        return BatchPublic.of(batch_store.get_batch(session, principal.tenant_id, batch_id))
+    return BatchPublic.of(batches.get(principal.tenant_id, batch_id))
 
 
 @router.post("/{batch_id}/cancel", responses=error_responses(404))
-def cancel_batch(principal: PrincipalDep, batch_id: BatchId, engine: EngineDep) -> BatchPublic:
+def cancel_batch(principal: PrincipalDep, batch_id: BatchId, batches: BatchesDep) -> BatchPublic:
     """Stop a batch: pending and queued items are cancelled now, running ones at their
     worker's next check; the batch ends `cancelled` when none is left running."""
-    with transaction(engine) as session:
-        return BatchPublic.of(batches.cancel_batch(session, principal.tenant_id, batch_id))
+    return BatchPublic.of(batches.cancel(principal.tenant_id, batch_id))
 
 
 @router.get(
@@ -179,37 +161,29 @@ def cancel_batch(principal: PrincipalDep, batch_id: BatchId, engine: EngineDep) 
 async def batch_results(
     principal: PrincipalDep,
     batch_id: BatchId,
-    engine: EngineDep,
+    batches: BatchesDep,
     wait: Annotated[
         bool, Query(description="Keep streaming newly finished items until the batch ends.")
     ] = False,
 ) -> StreamingResponse:
     """Every finished item, one JSON object per line in position order; with `wait`, then each
     item as it finishes until the batch has ended (empty lines are keep-alives)."""
-    await asyncio.to_thread(_status, engine, principal.tenant_id, batch_id)  # 404 before 200
+    await asyncio.to_thread(batches.get, principal.tenant_id, batch_id)  # 404 before 200
     return StreamingResponse(
-        _results(engine, principal.tenant_id, batch_id, wait=wait),
+        _results(batches, principal.tenant_id, batch_id, wait=wait),
         media_type="application/x-ndjson",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-def _status(engine: Engine, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> str:
-    with transaction(engine) as session:
-        return batch_store.get_batch(session, tenant_id, batch_id).status
-
-
 def _page(
-    engine: Engine, tenant_id: uuid.UUID, batch_id: uuid.UUID, after: int, sent: set[int]
+    batches: Batches, tenant_id: uuid.UUID, batch_id: uuid.UUID, after: int, sent: set[int]
 ) -> list[BatchItem]:
-    with transaction(engine) as session:
-        return batch_store.finished_items(
-            session, tenant_id, batch_id, after=after, skip=sent, limit=PAGE
-        )
+    return batches.finished_items(tenant_id, batch_id, after=after, skip=sent, limit=PAGE)
 
 
 async def _results(
-    engine: Engine, tenant_id: uuid.UUID, batch_id: uuid.UUID, *, wait: bool
+    batches: Batches, tenant_id: uuid.UUID, batch_id: uuid.UUID, *, wait: bool
 ) -> AsyncIterator[str]:
     """Final items not sent yet, page by page; with `wait`, again every POLL_S until a round
     that began after the batch had ended (no item can finish after that)."""
@@ -217,10 +191,11 @@ async def _results(
     last_sent = time.monotonic()
     while True:
         try:
-            ended = await asyncio.to_thread(_status, engine, tenant_id, batch_id) != "running"
+            batch = await asyncio.to_thread(batches.get, tenant_id, batch_id)
+            ended = batch.status != "running"
             after = -1
             while True:
-                page = await asyncio.to_thread(_page, engine, tenant_id, batch_id, after, sent)
+                page = await asyncio.to_thread(_page, batches, tenant_id, batch_id, after, sent)
                 for item in page:
                     yield BatchResult.of(item).model_dump_json() + "\n"
                     sent.add(item.position)

@@ -16,8 +16,9 @@ from api.schemas.blocks import (
     BlockVersionPublic,
     LabelPath,
 )
-from api.schemas.common import Page
+from api.schemas.common import Page, keyset_page
 from core.web.errors import error_responses
+from memory.blocks import BlockVersion
 
 router = APIRouter(
     prefix="/v1/agents/{agent_id}/blocks",
@@ -103,8 +104,8 @@ def block_history(
         after=params.after(),
         limit=params.limit + 1,
     )
-    page = history[: params.limit]
-    next_cursor = str(page[-1].version) if len(history) > params.limit else None
-    return Page[BlockVersionPublic](
-        data=[BlockVersionPublic.of(entry) for entry in page], next_cursor=next_cursor
-    )
+    return keyset_page(history, params.limit, _by_version, BlockVersionPublic.of)
+
+
+def _by_version(entry: BlockVersion) -> int:
+    return entry.version

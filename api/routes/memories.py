@@ -8,9 +8,8 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from agents import agent_store, erasure
-from api.deps import EngineDep, MemoryDep, MemoryId, OwnedAgentId, PrincipalDep
-from api.schemas.common import Page, Storable, invalid
+from api.deps import AgentsDep, MemoryDep, MemoryId, OwnedAgentId, PrincipalDep
+from api.schemas.common import Page, Storable, by_time, decode_cursor, invalid, keyset_page
 from api.schemas.erasure import Erased
 from api.schemas.memories import (
     MemoryCreate,
@@ -19,12 +18,7 @@ from api.schemas.memories import (
     MemoryQuery,
     MemoryUpdate,
     MemoryWritten,
-    decode_list_cursor,
-    encode_list_cursor,
-    next_position,
-    page_window,
 )
-from core.db import transaction
 from core.web.errors import error_responses
 
 router = APIRouter(prefix="/v1", tags=["memories"], responses=error_responses(401, 422, 429))
@@ -52,15 +46,14 @@ def create_memory(
     agent_id: OwnedAgentId,
     body: MemoryCreate,
     response: Response,
-    engine: EngineDep,
+    agents: AgentsDep,
     memory: MemoryDep,
 ) -> MemoryWritten:
     """Store a memory of the agent (201), or update its near-duplicate (200, `deduplicated`).
     With a `session_id`, the session must be the agent's; its end user is the default."""
     user_id = body.user_id
     if body.session_id is not None:
-        with transaction(engine) as session:
-            chat = agent_store.get_session(session, principal.tenant_id, body.session_id)
+        chat = agents.session(principal.tenant_id, body.session_id)
         if chat.agent_id != agent_id:
             raise invalid("session_id", "the session belongs to another agent")
         if user_id is None:
@@ -89,13 +82,9 @@ def find_memories(
         hits = memory.search(principal.tenant_id, params.query, k=params.k or DEFAULT_K, where=flt)
         return Page[MemoryHit](data=[MemoryHit.of(hit) for hit in hits])
     limit = params.limit or DEFAULT_LIMIT
-    position = decode_list_cursor(params.cursor) if params.cursor is not None else None
-    window, offset = page_window(flt, position)
-    records = memory.list_memories(principal.tenant_id, window, limit=limit + 1, offset=offset)
-    page = records[:limit]
-    after = next_position(page, position) if len(records) > limit else None
-    next_cursor = encode_list_cursor(*after) if after is not None else None
-    return Page[MemoryPublic](data=[MemoryPublic.of(r) for r in page], next_cursor=next_cursor)
+    before = decode_cursor(params.cursor) if params.cursor is not None else None
+    records = memory.list_memories(principal.tenant_id, flt, limit=limit + 1, before=before)
+    return keyset_page(records, limit, by_time, MemoryPublic.of)
 
 
 @router.get("/memories/{memory_id}", responses=error_responses(404))
@@ -162,18 +151,18 @@ def erase_agent_user_memories(
     principal: PrincipalDep,
     agent_id: OwnedAgentId,
     user_id: UserIdPath,
-    engine: EngineDep,
+    agents: AgentsDep,
 ) -> Erased:
     """Same as DELETE /v1/agents/{agent_id}/users/{user_id}."""
-    return erase_agent_user(request, principal, agent_id, user_id, engine)
+    return erase_agent_user(request, principal, agent_id, user_id, agents)
 
 
 @router.delete("/users/{user_id:path}/memories")
 def erase_user_memories(
-    request: Request, principal: PrincipalDep, user_id: UserIdPath, engine: EngineDep
+    request: Request, principal: PrincipalDep, user_id: UserIdPath, agents: AgentsDep
 ) -> Erased:
     """Same as DELETE /v1/users/{user_id}."""
-    return erase_user(request, principal, user_id, engine)
+    return erase_user(request, principal, user_id, agents)
 
 
 @router.delete("/agents/{agent_id}/users/{user_id:path}", responses=error_responses(404))
@@ -182,24 +171,19 @@ def erase_agent_user(
     principal: PrincipalDep,
     agent_id: OwnedAgentId,
     user_id: UserIdPath,
-    engine: EngineDep,
+    agents: AgentsDep,
 ) -> Erased:
     """Erase everything the agent stores about one end user, in one transaction: their
     sessions with messages, runs, steps, tool calls and events; memories; core blocks with
     their history; batch items redacted. Later writes that began before it store nothing."""
-    with transaction(engine) as session:
-        report = erasure.erase_user(
-            session, principal.tenant_id, _erased_user(request, user_id), agent_id=agent_id
-        )
-    return Erased.of(report)
+    erased = _erased_user(request, user_id)
+    return Erased.of(agents.erase_user(principal.tenant_id, erased, agent_id=agent_id))
 
 
 @router.delete("/users/{user_id:path}")
 def erase_user(
-    request: Request, principal: PrincipalDep, user_id: UserIdPath, engine: EngineDep
+    request: Request, principal: PrincipalDep, user_id: UserIdPath, agents: AgentsDep
 ) -> Erased:
     """Erase everything stored about one end user across the tenant's agents, in one
     transaction (GDPR-style erase): as the per-agent erase, for every agent."""
-    with transaction(engine) as session:
-        report = erasure.erase_user(session, principal.tenant_id, _erased_user(request, user_id))
-    return Erased.of(report)
+    return Erased.of(agents.erase_user(principal.tenant_id, _erased_user(request, user_id)))

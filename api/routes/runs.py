@@ -7,13 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from agents import run_store
 from api import dispatch
-from api.deps import EngineDep, EventsHubDep, GuardsDep, PrincipalDep, RunId, RunQueueDep
+from api.deps import (
+    EngineDep,
+    EventsHubDep,
+    GuardsDep,
+    PrincipalDep,
+    RunId,
+    RunQueueDep,
+    RunsDep,
+)
 from api.schemas.common import Page
 from api.schemas.runs import MAX_EVENT_SEQ, RunPublic, StepPublic
 from api.streaming import fetch_run, sse_response
-from core.db import transaction
 from core.web.errors import error_responses
 
 router = APIRouter(
@@ -22,18 +28,16 @@ router = APIRouter(
 
 
 @router.get("/{run_id}")
-def get_run(principal: PrincipalDep, run_id: RunId, engine: EngineDep) -> RunPublic:
+def get_run(principal: PrincipalDep, run_id: RunId, runs: RunsDep) -> RunPublic:
     """A run's status, output, usage and error."""
-    with transaction(engine) as session:
-        return RunPublic.of(run_store.get_run(session, principal.tenant_id, run_id))
+    return RunPublic.of(runs.get(principal.tenant_id, run_id))
 
 
 @router.get("/{run_id}/steps")
-def list_steps(principal: PrincipalDep, run_id: RunId, engine: EngineDep) -> Page[StepPublic]:
-    """Every persisted step in order, with its tool calls and the context the model saw."""
-    with transaction(engine) as session:
-        steps = run_store.list_steps(session, principal.tenant_id, run_id)
-    return Page(data=[StepPublic.of(s) for s in steps])
+def list_steps(principal: PrincipalDep, run_id: RunId, runs: RunsDep) -> Page[StepPublic]:
+    """Every persisted step in order, with its tool calls and the context the model saw (one
+    page: a run has at most the agent's max_steps, 50)."""
+    return Page(data=[StepPublic.of(s) for s in runs.steps(principal.tenant_id, run_id)])
 
 
 @router.get(

@@ -9,19 +9,29 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from agents import agent_store, erasure, run_store
+from agents.records import Message
 from api import dispatch
 from api.deps import (
     AgentId,
+    AgentsDep,
     EngineDep,
     EventsHubDep,
     GuardsDep,
     PrincipalDep,
     RunQueueDep,
+    RunsDep,
     SessionId,
 )
 from api.readiness import DiskRoom
-from api.schemas.common import Limit, Page, decode_cursor, encode_cursor
+from api.schemas.common import (
+    Cursor,
+    Limit,
+    Page,
+    by_time,
+    decode_cursor,
+    decode_position,
+    keyset_page,
+)
 from api.schemas.erasure import ErasedCounts, SessionDeleted
 from api.schemas.runs import RunPublic
 from api.schemas.sessions import (
@@ -33,7 +43,6 @@ from api.schemas.sessions import (
     SessionQuery,
 )
 from api.streaming import sse_response, wait_for_end
-from core.db import transaction
 from core.web.errors import ErrorEnvelope, error_responses
 
 router = APIRouter(prefix="/v1", tags=["sessions"], responses=error_responses(401, 422, 429))
@@ -56,14 +65,13 @@ IdempotencyKey = Annotated[
     responses=error_responses(400, 404, 413),
 )
 def create_session(
-    principal: PrincipalDep, agent_id: AgentId, engine: EngineDep, body: SessionCreate | None = None
+    principal: PrincipalDep, agent_id: AgentId, agents: AgentsDep, body: SessionCreate | None = None
 ) -> SessionPublic:
     """Start a conversation with an agent, for an end user if `user_id` is given."""
     body = body or SessionCreate()
-    with transaction(engine) as session:
-        chat = agent_store.create_session(
-            session, principal.tenant_id, agent_id, user_id=body.user_id, metadata=body.metadata
-        )
+    chat = agents.start_session(
+        principal.tenant_id, agent_id, user_id=body.user_id, metadata=body.metadata
+    )
     return SessionPublic.of(chat)
 
 
@@ -72,71 +80,69 @@ def list_sessions(
     principal: PrincipalDep,
     agent_id: AgentId,
     params: Annotated[SessionQuery, Query()],
-    engine: EngineDep,
+    agents: AgentsDep,
 ) -> Page[SessionPublic]:
     """The agent's sessions, newest first, `limit` per page; with `user_id`, that end user's."""
     before = decode_cursor(params.cursor) if params.cursor is not None else None
-    with transaction(engine) as session:
-        chats = agent_store.list_sessions(
-            session,
-            principal.tenant_id,
-            agent_id,
-            user_id=params.user_id,
-            limit=params.limit + 1,
-            before=before,
-        )
-    page = chats[: params.limit]
-    more = len(chats) > params.limit
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
-    return Page(data=[SessionPublic.of(c) for c in page], next_cursor=next_cursor)
+    chats = agents.sessions(
+        principal.tenant_id, agent_id, user_id=params.user_id, limit=params.limit + 1, before=before
+    )
+    return keyset_page(chats, params.limit, by_time, SessionPublic.of)
 
 
 @router.delete("/sessions/{session_id}", responses=error_responses(404))
 def delete_session(
-    principal: PrincipalDep, session_id: SessionId, engine: EngineDep
+    principal: PrincipalDep, session_id: SessionId, agents: AgentsDep
 ) -> SessionDeleted:
     """Delete a session with its messages, runs (their steps, tool calls and events) and the
     memories written in it, in one transaction; a run in flight stops. Counts what went."""
-    with transaction(engine) as session:
-        report = erasure.delete_session(session, principal.tenant_id, session_id)
+    report = agents.delete_session(principal.tenant_id, session_id)
     return SessionDeleted(erased=ErasedCounts.of(report))
 
 
 @router.get("/sessions/{session_id}", responses=error_responses(404))
-def get_session(principal: PrincipalDep, session_id: SessionId, engine: EngineDep) -> SessionPublic:
+def get_session(principal: PrincipalDep, session_id: SessionId, agents: AgentsDep) -> SessionPublic:
     """One session."""
-    with transaction(engine) as session:
-        return SessionPublic.of(agent_store.get_session(session, principal.tenant_id, session_id))
+    return SessionPublic.of(agents.session(principal.tenant_id, session_id))
 
 
 @router.get("/sessions/{session_id}/messages", responses=error_responses(404))
 def list_messages(
     principal: PrincipalDep,
     session_id: SessionId,
-    engine: EngineDep,
+    agents: AgentsDep,
     limit: Limit = 50,
+    cursor: Cursor = None,
     after_seq: Annotated[
-        int, Query(ge=0, le=MAX_MESSAGE_SEQ, description="Messages after this seq.")
+        int, Query(ge=0, le=MAX_MESSAGE_SEQ, description="Only messages after this seq.")
     ] = 0,
 ) -> Page[MessagePublic]:
-    """The session's messages oldest first; `next_cursor` is the `after_seq` of the next page."""
-    with transaction(engine) as session:
-        messages = agent_store.list_messages(
-            session, principal.tenant_id, session_id, limit=limit + 1, after_seq=after_seq
-        )
-    page = messages[:limit]
-    next_cursor = str(page[-1].seq) if len(messages) > limit else None
-    return Page(data=[MessagePublic.of(m) for m in page], next_cursor=next_cursor)
+    """The session's messages oldest first, `limit` per page; `after_seq` starts the list
+    after a message already seen (for polling), `cursor` is the next page of a list."""
+    if cursor is not None:
+        after_seq = max(after_seq, decode_position(cursor, MAX_MESSAGE_SEQ))
+    messages = agents.messages(
+        principal.tenant_id, session_id, limit=limit + 1, after_seq=after_seq
+    )
+    return keyset_page(messages, limit, _by_seq, MessagePublic.of)
+
+
+def _by_seq(message: Message) -> int:
+    return message.seq
 
 
 @router.get("/sessions/{session_id}/runs", responses=error_responses(404))
 def list_runs(
-    principal: PrincipalDep, session_id: SessionId, engine: EngineDep, limit: Limit = 50
+    principal: PrincipalDep,
+    session_id: SessionId,
+    runs: RunsDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[RunPublic]:
-    """The session's latest `limit` runs, newest first."""
-    with transaction(engine) as session:
-        runs = run_store.list_runs(session, principal.tenant_id, session_id, limit=limit)
-    return Page(data=[RunPublic.of(r) for r in runs])
+    """The session's runs, newest first, `limit` per page."""
+    before = decode_cursor(cursor) if cursor is not None else None
+    found = runs.of_session(principal.tenant_id, session_id, limit=limit + 1, before=before)
+    return keyset_page(found, limit, by_time, RunPublic.of)
 
 
 @router.post(

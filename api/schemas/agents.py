@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from agents.records import Agent, MemoryPolicy, ToolChoice
+from agents.records import Agent, AgentChanges, MemoryPolicy, NewAgent, ToolChoice
 from api.schemas.common import Inbound, Metadata, invalid
 from core.config import Settings
 
@@ -104,11 +104,10 @@ class AgentCreate(Inbound):
         """Refuse a tool listed twice."""
         return _unique(value) or []
 
-    def values(self) -> dict[str, Any]:
-        """The mapping agent_store.create_agent takes."""
-        values = self.model_dump(exclude={"memory"})
-        values["memory"] = self.memory.policy()
-        return values
+    def new_agent(self) -> NewAgent:
+        """The agents layer's form."""
+        values = self.model_dump(exclude={"memory", "tools"})
+        return NewAgent(**values, tools=tuple(self.tools), memory=self.memory.policy())
 
 
 class AgentUpdate(Inbound):
@@ -149,12 +148,14 @@ class AgentUpdate(Inbound):
         """Refuse a tool listed twice."""
         return _unique(value)
 
-    def changes(self, current: Agent) -> dict[str, Any]:
-        """The mapping agent_store.update_agent takes, for an agent now like `current`."""
-        changes = self.model_dump(exclude_unset=True, exclude={"memory"})
+    def changes(self, current: Agent) -> AgentChanges:
+        """The agents layer's form, for an agent now like `current`."""
+        changes = self.model_dump(exclude_unset=True, exclude={"memory", "tools"})
+        if self.tools is not None:
+            changes["tools"] = tuple(self.tools)
         if self.memory is not None:
             changes["memory"] = self.memory.apply(current.memory)
-        return changes
+        return AgentChanges(**changes)
 
 
 def check_model(model: str | None, settings: Settings) -> None:

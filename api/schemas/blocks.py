@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Inbound, invalid
+from api.schemas.common import Inbound, decode_position
 from api.schemas.memories import UserId
 from memory.blocks import MAX_BLOCK_LIMIT, Block, BlockVersion
 
@@ -58,17 +58,12 @@ class BlockHistoryQuery(BlockQuery):
 
     limit: int = Field(default=50, ge=1, le=100, description="Versions per page (1-100).")
     cursor: str | None = Field(
-        default=None,
-        pattern=r"^[0-9]{1,10}$",
-        description="`next_cursor` of the previous page (the last version it held).",
+        default=None, max_length=512, description="`next_cursor` of the previous page."
     )
 
     def after(self) -> int:
         """The version the page starts after (0: the first page); 422 past the largest."""
-        version = int(self.cursor) if self.cursor is not None else 0
-        if version > MAX_BLOCK_VERSION:
-            raise invalid("cursor", "not a cursor this API returned", where="query")
-        return version
+        return decode_position(self.cursor, MAX_BLOCK_VERSION) if self.cursor is not None else 0
 
 
 class BlockPublic(BaseModel):

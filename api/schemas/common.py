@@ -1,5 +1,5 @@
-"""Shapes shared by every entity: the base of request models, list envelopes and opaque
-cursors."""
+"""Shapes shared by every entity: the base of request models, list envelopes and the one
+keyset pagination scheme with its opaque cursors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import binascii
 import json
 import math
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import Query
 from fastapi.exceptions import RequestValidationError
@@ -88,20 +89,87 @@ def invalid(param: str, message: str, *, where: str = "body", value: Any = None)
     )
 
 
-def encode_cursor(created_at: datetime, ident: uuid.UUID) -> str:
-    """An opaque cursor for keyset pagination on (created_at, id)."""
-    raw = json.dumps([created_at.isoformat(), str(ident)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+# Every list pages by keyset: a page is the rows after the sort key of the last row the
+# previous page showed, and `next_cursor` is that key, opaque (base64 of a JSON list). Lists
+# ordered by time use (created_at, id); lists ordered by a per-parent counter (a session's
+# message seq, a block's version) use that number. Nothing is skipped by offset, so a row
+# inserted or deleted meanwhile never shifts a page.
+
+TimeKey = tuple[datetime, uuid.UUID]
+CursorKey = TimeKey | int
+R = TypeVar("R")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Inverse of `encode_cursor`; 422 (param `cursor`) for anything it did not produce."""
+def encode_cursor(key: CursorKey) -> str:
+    """The opaque cursor for a page after `key`."""
+    items = [key[0].isoformat(), str(key[1])] if isinstance(key, tuple) else [key]
+    return base64.urlsafe_b64encode(json.dumps(items).encode()).decode().rstrip("=")
+
+
+def _items(cursor: str) -> list[Any]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, ident = json.loads(raw)
-        return datetime.fromisoformat(created_at), uuid.UUID(ident)
+        items = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, TypeError):
-        raise invalid("cursor", "not a cursor this API returned", where="query") from None
+        raise _not_ours() from None
+    if not isinstance(items, list):
+        raise _not_ours()
+    return items
 
 
+def _not_ours() -> Exception:
+    return invalid("cursor", "not a cursor this API returned", where="query")
+
+
+def decode_cursor(cursor: str) -> TimeKey:
+    """The (created_at, id) key a time-ordered list's cursor holds; 422 (param `cursor`)
+    for anything `encode_cursor` did not produce for such a list."""
+    items = _items(cursor)
+    try:
+        created_at, ident = items
+        at = datetime.fromisoformat(created_at)
+        if at.tzinfo is None:
+            raise ValueError(cursor)
+        return at, uuid.UUID(ident)
+    except (ValueError, TypeError):
+        raise _not_ours() from None
+
+
+def decode_position(cursor: str, upto: int) -> int:
+    """The counter a position list's cursor holds (a seq or a version, at most `upto`, the
+    column's largest); 422 for anything else."""
+    items = _items(cursor)
+    if len(items) != 1 or type(items[0]) is not int or not 0 <= items[0] <= upto:
+        raise _not_ours()
+    position: int = items[0]
+    return position
+
+
+def keyset_page(
+    rows: Sequence[R], limit: int, key: Callable[[R], CursorKey], public: Callable[[R], T]
+) -> Page[T]:
+    """The page of `rows`, fetched `limit + 1` at a time: the extra row, when it came, only
+    says that there is a next page, which starts after the last row shown."""
+    shown = rows[:limit]
+    more = len(rows) > limit and bool(shown)
+    next_cursor = encode_cursor(key(shown[-1])) if more else None
+    return Page(data=[public(row) for row in shown], next_cursor=next_cursor)
+
+
+class Timed(Protocol):
+    """A record of a time-ordered list."""
+
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+def by_time(row: Timed) -> TimeKey:
+    """The key of a row ordered by (created_at, id)."""
+    return row.created_at, row.id
+
+
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+]
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page (1-100).")]

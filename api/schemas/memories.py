@@ -3,12 +3,9 @@ MemoryUpdate, MemoryPublic, MemoryWritten, MemoryHit, and the list cursor."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import dataclasses
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -183,62 +180,3 @@ class MemoryHit(BaseModel):
     def of(cls, hit: SearchHit) -> MemoryHit:
         """From the memory layer's hit."""
         return cls(score=hit.score, memory=MemoryPublic.of(hit.memory))
-
-
-# The memory layer lists by offset, newest first (created_at desc, then id). The cursor is the
-# last item's created_at plus how many items with exactly that time were already returned: the
-# next page starts at created_at <= that time, skipping those. Memories written after the first
-# page (later times) then do not shift the pages, unlike a plain offset.
-ListPosition = tuple[datetime, int]
-
-MAX_LIST_SKIP = 2**31 - 1
-"""Largest skip a list cursor may carry: far more rows than share one created_at (one write
-transaction's batch), and far under the bigint OFFSET that a bigger number would overflow."""
-
-
-def encode_list_cursor(created_at: datetime, skip: int) -> str:
-    """An opaque cursor for the next page of a memory list."""
-    raw = json.dumps([created_at.isoformat(), skip]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_list_cursor(cursor: str) -> ListPosition:
-    """Inverse of `encode_list_cursor`; 422 (param `cursor`) for anything it did not produce."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, skip = json.loads(raw)
-        at = datetime.fromisoformat(created_at)
-        if isinstance(skip, bool) or not isinstance(skip, int) or not 0 <= skip <= MAX_LIST_SKIP:
-            raise ValueError(cursor)
-        if at.tzinfo is None:
-            raise ValueError(cursor)
-        # In UTC, with room for page_window's microsecond: the year-1 or year-9999 edges of
-        # datetime would overflow there (a 500) instead of here.
-        at = at.astimezone(UTC)
-        _ = at + timedelta(microseconds=1)
-    except (binascii.Error, ValueError, TypeError, OverflowError):
-        raise invalid("cursor", "not a cursor this API returned", where="query") from None
-    return at, skip
-
-
-def page_window(flt: MemoryFilter, position: ListPosition | None) -> tuple[MemoryFilter, int]:
-    """The filter and offset that list the page after `position` (None: the first page)."""
-    if position is None:
-        return flt, 0
-    at, skip = position
-    # created_before is exclusive; one microsecond (the database's resolution) later keeps `at`
-    upto = at + timedelta(microseconds=1)
-    if flt.created_before is not None and flt.created_before < upto:
-        upto = flt.created_before
-    return dataclasses.replace(flt, created_before=upto), skip
-
-
-def next_position(page: list[MemoryRecord], position: ListPosition | None) -> ListPosition | None:
-    """The position after `page` (given the position it started at)."""
-    if not page:
-        return None
-    last = page[-1].created_at
-    same = sum(1 for record in page if record.created_at == last)
-    if position is not None and position[0] == last and same == len(page):
-        same += position[1]
-    return last, same

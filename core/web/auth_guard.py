@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from core.errors import AuthenticationError, TooManyRequests
 from core.tenants import Principal
-from core.web.rate_limit import Clock, RateLimiter
+from core.web.rate_limit import MonotonicClock, RateLimiter
 
 KNOWN_S = 900.0
 """How long a key that succeeded may still be looked up from an address that is over its limit."""
@@ -72,7 +72,7 @@ class AuthGuard:
         *,
         failures_per_minute: int,
         ttl_s: float,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         known_s: float = KNOWN_S,
         max_entries: int = MAX_ENTRIES,
     ) -> None:

@@ -10,8 +10,9 @@ from types import TracebackType
 
 from core.errors import TooManyRequests
 
-RETRY_AFTER_S = 5
-"""Retry-After of a refusal: streams last seconds to minutes, so an immediate retry is futile."""
+RETRY_AFTER_S = 10
+"""Retry-After of a refusal: streams last seconds to minutes, so an immediate retry is futile
+(and the refusal is itself held for part of it: core.web.refusal_hold)."""
 
 
 class Slot:

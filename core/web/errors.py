@@ -23,6 +23,7 @@ from core.errors import (
     TooManyRequests,
     UserError,
 )
+from core.web.refusal_hold import RefusalHold
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ _DESCRIPTIONS = {
     409: "The request clashes with the current state.",
     413: "The body, or a text in it, is over its size limit.",
     422: "A parameter or body field failed validation; `param` names it.",
-    429: "Rate limit spent: retry after `Retry-After` seconds.",
+    429: "Rate limit or stream cap reached: retry after `Retry-After` seconds (the refusal "
+    "may itself be held a moment first).",
     503: "The database does not answer, or all its connections are busy: retry after "
     "`Retry-After` seconds.",
     507: "The database's disk is below its free-space threshold: no new work is accepted.",
@@ -174,10 +176,16 @@ async def _on_pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, message, headers=headers)
 
 
-async def _on_too_many(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, TooManyRequests)
-    headers = {"Retry-After": str(exc.retry_after_s)}
-    return error_response(429, str(exc), headers=headers)
+def _too_many_handler(hold: RefusalHold | None) -> Callable[[Request, Exception], Any]:
+    async def on_too_many(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TooManyRequests)
+        retry_after_s = exc.retry_after_s
+        if hold is not None:
+            retry_after_s = await hold.hold(retry_after_s)
+        headers = {"Retry-After": str(retry_after_s)}
+        return error_response(429, str(exc), headers=headers)
+
+    return on_too_many
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
@@ -185,13 +193,16 @@ async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal server error")
 
 
-def install(app: FastAPI, statuses: StatusMap | None = None) -> None:
+def install(
+    app: FastAPI, statuses: StatusMap | None = None, *, hold: RefusalHold | None = None
+) -> None:
     """Register the handlers that turn every error into the envelope. `statuses` maps the
-    caller's own `UserError` subclasses to their HTTP status (400 for any not listed)."""
+    caller's own `UserError` subclasses to their HTTP status (400 for any not listed); `hold`
+    delays each 429 (see `core.web.refusal_hold`)."""
     app.add_exception_handler(UserError, _user_error_handler(statuses or {}))
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(TooManyRequests, _on_too_many)
+    app.add_exception_handler(TooManyRequests, _too_many_handler(hold))
     app.add_exception_handler(DatabaseUnavailable, _on_database_down)
     app.add_exception_handler(OperationalError, _on_database_down)
     app.add_exception_handler(PoolTimeout, _on_pool_exhausted)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-Clock = Callable[[], float]
+MonotonicClock = Callable[[], float]
 """Seconds on a monotonic scale (`time.monotonic`; `ManualClock` in tests)."""
 
 STATE_KEY = "rate_limit"
@@ -82,7 +82,7 @@ class RateLimiter:
         per_minute: int,
         burst: int | None = None,
         *,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         max_keys: int = 100_000,
     ) -> None:
         if per_minute < 0:

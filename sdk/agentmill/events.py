@@ -93,6 +93,27 @@ class MessageEvent(RunEvent):
     content: str
 
 
+class RunWaitingEvent(RunEvent):
+    """The model server is unreachable or failing: the run waits `retry_in_s` and tries again
+    (it is not failed)."""
+
+    type: Literal["run.waiting"]
+    reason: str
+    message: str
+    retry_in_s: float
+    attempt: int
+
+
+class RunReleasedEvent(RunEvent):
+    """An outage outlasted this attempt's retries: the attempt handed the run back, and a worker
+    takes it up again later (the run is not failed)."""
+
+    type: Literal["run.released"]
+    reason: str
+    message: str
+    attempt: int
+
+
 class RunFinishedEvent(RunEvent):
     """The run's final event: run.succeeded, run.failed, run.cancelled or run.incomplete."""
 
@@ -118,8 +139,13 @@ _TYPES: dict[str, type[RunEvent]] = {
     "tool.call": ToolCallEvent,
     "tool.result": ToolResultEvent,
     "message": MessageEvent,
+    "run.waiting": RunWaitingEvent,
+    "run.released": RunReleasedEvent,
     **dict.fromkeys(TERMINAL_TYPES, RunFinishedEvent),
 }
+
+EVENT_TYPES = frozenset(_TYPES)
+"""Every event type this SDK parses into its own model."""
 
 
 def parse_event(id_: int, type_: str, data: str) -> RunEvent:

@@ -14,20 +14,21 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from agents import agent_store, run_store
-from agents.builtin_tools import BUILTIN_TOOLS
-from agents.events import read_events
-from agents.executor import RunExecutor, Services
-from agents.memory_tools import MEMORY_TOOLS
-from agents.portal import Portal
-from agents.records import ChatSession, Event, MemoryPolicy, Run, Step
-from agents.tools import Tool, ToolRegistry
+from agents import agent_store
+from agents.records import AgentChanges, ChatSession, Event, MemoryPolicy, NewAgent, Run, Step
+from agents.runs import store as run_store
+from agents.runs.events import read_events
+from agents.runs.executor import RunExecutor, Services
+from agents.runs.portal import Portal
+from agents.tools.builtin import BUILTIN_TOOLS
+from agents.tools.memory import MEMORY_TOOLS
+from agents.tools.registry import Tool, ToolRegistry
 from core.config import Settings
 from core.db import create_db_engine, transaction
 from core.tenants import ensure_tenant
-from inference.model_client import ModelClient
+from inference.client.model_client import ModelClient
 from memory.embedder import HashingEmbedder
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 from tests.agents.pg_proxy import PgProxy
 
 
@@ -123,7 +124,9 @@ class World:
     def update_agent(self, **changes: Any) -> None:
         """Change the agent's spec."""
         with transaction(self.engine) as session:
-            agent_store.update_agent(session, self.tenant_id, self.agent_id, changes)
+            agent_store.update_agent(
+                session, self.tenant_id, self.agent_id, AgentChanges(**changes)
+            )
 
 
 def make_world(
@@ -137,14 +140,14 @@ def make_world(
         agent = agent_store.create_agent(
             session,
             tenant_id,
-            {
-                "name": "helper",
-                "instructions": "You help.",
-                "model": "local",
-                "tools": registry.names(),
-                "memory": MemoryPolicy(extract_facts=False),
-                "max_steps": 5,
-            },
+            NewAgent(
+                name="helper",
+                instructions="You help.",
+                model="local",
+                tools=tuple(registry.names()),
+                memory=MemoryPolicy(extract_facts=False),
+                max_steps=5,
+            ),
         )
         chat = agent_store.create_session(
             session, tenant_id, agent.id, user_id="user-1", metadata={}

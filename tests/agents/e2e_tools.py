@@ -11,8 +11,8 @@ import os
 import time
 from pathlib import Path
 
-from agents.context import ToolContext
 from agents.tools import tool
+from agents.tools.context import ToolContext
 
 
 def _record(line: str) -> None:

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from agents.memory_tools import MAX_USER_BLOCKS
-from agents.prompt import DATA_END, DATA_NOTICE
 from agents.records import ChatSession, MemoryPolicy, Run
+from agents.runs.prompt import DATA_END, DATA_NOTICE
+from agents.tools.memory import MAX_USER_BLOCKS
 from core.db import transaction
-from inference.testing import ScriptedModel, text_reply, tool_calls_reply
+from inference.client.scripted import ScriptedModel, text_reply, tool_calls_reply
 from memory.filters import MemoryFilter
 from memory.records import NewMemory
 from tests.agents.conftest import World

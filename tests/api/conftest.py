@@ -4,7 +4,6 @@ with a session to talk to, and an app whose memory store has the real embedder."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,10 +13,9 @@ from api.app import create_app
 from core.config import Settings
 from core.db import transaction
 from core.tenants import create_key, ensure_tenant
-from memory.embedder import SentenceTransformerEmbedder
-from memory.service import MemoryStore
+from inference.embedder import SentenceTransformerEmbedder
+from memory.store import MemoryStore
 from tests.api.support import Headers, RecordingQueue
-from tests.api.up_process import postgres_of
 
 
 @pytest.fixture
@@ -88,12 +86,3 @@ def session_id(client: TestClient, auth: Headers, agent_id: str) -> str:
     assert response.status_code == 201, response.text
     ident: str = response.json()["id"]
     return ident
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    """A fresh AGENTMILL_HOME for `agentmill up`; its Postgres is killed if a test leaks it."""
-    path = tmp_path / "home"
-    yield path
-    for proc in postgres_of(path):  # never leak a server, even when a test fails
-        proc.kill()

@@ -1,5 +1,5 @@
 """Test doubles of the REST tests: a recording queue, and stand-ins for a worker that move a
-run along the way agents/executor.py does, through the same store functions, so the API can be
+run along the way agents/runs/executor.py does, through the same store functions, so the API can be
 tested without Celery or a model."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from agents import run_store
-from agents.events import append_event
 from agents.records import Run
+from agents.runs import store as run_store
+from agents.runs.events import append_event
 from core.db import transaction
 
 OWNER = "test-worker"

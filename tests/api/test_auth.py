@@ -137,8 +137,15 @@ FAILURES = 5
 
 @pytest.fixture
 def strict(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    """The app allowing FAILURES failed authentications per address and minute."""
-    limited = settings.model_copy(update={"auth_failures_per_minute": FAILURES})
+    """The app allowing FAILURES failed authentications per address and minute, with a tenant
+    bucket that refills one request a minute, so a slow machine cannot refill it mid-test."""
+    limited = settings.model_copy(
+        update={
+            "auth_failures_per_minute": FAILURES,
+            "rate_limit_per_minute": 1,
+            "rate_limit_burst": 200,
+        }
+    )
     with TestClient(create_app(limited, engine, run_queue=RecordingQueue())) as test_client:
         yield test_client
 

@@ -15,8 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from agents import batches, run_store
-from agents.queue import RunQueue, make_celery
+from agents.batches import lifecycle as batches
+from agents.runs import store as run_store
+from agents.worker.queue import RunQueue, make_celery
 from api.app import create_app
 from core.config import Settings
 from core.db import transaction

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from agents.queue import RunQueue, make_celery
+from agents.worker.queue import RunQueue, make_celery
 from api.app import create_app
 from core.config import Settings
 from tests.services import WorkerFactory

@@ -18,20 +18,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from agents import agent_store
-from agents.builtin_tools import BUILTIN_TOOLS
-from agents.executor import RunExecutor, Services
-from agents.facts import extract_facts
-from agents.memory_tools import MEMORY_TOOLS
-from agents.portal import Portal
-from agents.tools import ToolRegistry
+from agents.runs.executor import RunExecutor, Services
+from agents.runs.facts import extract_facts
+from agents.runs.portal import Portal
+from agents.tools.builtin import BUILTIN_TOOLS
+from agents.tools.memory import MEMORY_TOOLS
+from agents.tools.registry import ToolRegistry
 from api.app import create_app
 from core.config import Settings
 from core.db import transaction
-from inference.testing import ScriptedModel, text_reply, tool_calls_reply
+from inference.client.scripted import ScriptedModel, text_reply, tool_calls_reply
 from memory.embedder import HashingEmbedder
 from memory.erasure import ErasedSource
 from memory.records import NewMemory
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 from tests.api import support
 from tests.api.support import Headers, RecordingQueue
 

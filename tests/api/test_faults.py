@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.up_process import Stack, start_stack
+from tests.cli.up_process import Stack, start_stack
 from tests.services import InferenceServer
 
 pytestmark = pytest.mark.timeout(900)

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from api.app import create_app
 from core.config import Settings
 from core.web.threaded import serve_in_thread
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 from tests.api.support import RecordingQueue
 
 HOOKS = Path(__file__).with_name("fuzz_hooks.py")

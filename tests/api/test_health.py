@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from agents.heartbeat import Heartbeat, live_workers
+from agents.worker.heartbeat import Heartbeat, live_workers
 from api.app import create_app
 from core import migrate
 from core.config import Settings

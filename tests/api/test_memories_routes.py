@@ -13,12 +13,12 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.deps import MemoryProvider
-from api.schemas.memories import MAX_LIST_SKIP, encode_list_cursor
+from api.schemas.common import encode_cursor
 from core.config import Settings
 from core.db import transaction
 from core.tenants import ensure_tenant
 from memory.records import NewMemory
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 from tests.api.conftest import MEMORY_MAX_CONTENT_CHARS
 from tests.api.support import Headers, RecordingQueue
 
@@ -449,21 +449,27 @@ def test_bad_search_and_list_parameters_are_422(
     assert error["type"] == "validation_error"
 
 
-@pytest.mark.parametrize("skip", [10**30, MAX_LIST_SKIP + 1, 2**63, -1])
-def test_a_cursor_whose_skip_overflows_is_422(
-    client: TestClient, auth: Headers, agent_id: str, skip: int
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        encode_cursor(7),  # a position cursor (messages, block versions), not a time one
+        encode_cursor((datetime(2026, 1, 1), uuid.uuid4())),  # naive time: not one we return
+    ],
+)
+def test_a_cursor_of_another_shape_is_422(
+    client: TestClient, auth: Headers, agent_id: str, cursor: str
 ) -> None:
-    cursor = encode_list_cursor(datetime.now(UTC), skip)  # well formed, but not one we return
     response = client.get(
         f"/v1/agents/{agent_id}/memories", params={"cursor": cursor}, headers=auth
     )
     _error(response, 422, "cursor")
 
 
-def test_a_cursor_with_the_largest_skip_lists_nothing(
+def test_a_cursor_at_the_earliest_time_lists_nothing(
     client: TestClient, auth: Headers, agent_id: str
 ) -> None:
-    cursor = encode_list_cursor(datetime.now(UTC), MAX_LIST_SKIP)
+    _add(client, auth, agent_id, "Dana plays chess every Tuesday evening.")
+    cursor = encode_cursor((datetime(1, 1, 1, tzinfo=UTC), uuid.uuid4()))
     response = client.get(
         f"/v1/agents/{agent_id}/memories", params={"cursor": cursor}, headers=auth
     )

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from agents import run_store
 from agents.records import Usage
-from agents.run_store import StepWrite
+from agents.runs import store as run_store
+from agents.runs.store import StepWrite
 from core.db import transaction
 from tests.api import support
 from tests.api.support import Headers, RecordingQueue
@@ -63,7 +63,7 @@ def test_steps_carry_their_context_and_tool_calls(
                 output={"content": "", "tool_calls": [], "finish_reason": "tool_calls"},
                 decision="tools",
                 invalid_attempts=0,
-                usage=Usage(12, 3, 0.0),
+                usage=Usage(prompt_tokens=12, completion_tokens=3, cost_usd=0.0),
                 model_ms=41.5,
                 calls=(("call-1", "calculator", '{"expression": "2+2"}'),),
             ),

@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from api.schemas.common import encode_cursor
+from api.schemas.sessions import MAX_MESSAGE_SEQ
 from tests.api import support
 from tests.api.support import Headers, RecordingQueue
 
@@ -168,11 +171,32 @@ def test_messages_page_by_seq(client: TestClient, auth: Headers, session_id: str
     url = f"/v1/sessions/{session_id}/messages"
     page = client.get(url, params={"limit": 2}, headers=auth).json()
     assert [m["content"] for m in page["data"]] == ["m0", "m1"]
-    assert page["next_cursor"] == str(page["data"][1]["seq"])
-    rest = client.get(url, params={"after_seq": page["next_cursor"]}, headers=auth).json()
+    assert page["next_cursor"] == encode_cursor(page["data"][1]["seq"])
+    rest = client.get(url, params={"cursor": page["next_cursor"]}, headers=auth).json()
     assert [m["content"] for m in rest["data"]] == ["m2"]
     assert rest["next_cursor"] is None
+    since = client.get(url, params={"after_seq": page["data"][0]["seq"]}, headers=auth).json()
+    assert [m["content"] for m in since["data"]] == ["m1", "m2"]
     assert client.get(url, params={"after_seq": -1}, headers=auth).status_code == 422
+    time_cursor = encode_cursor((datetime.now(UTC), uuid.uuid4()))
+    for cursor in ("7", time_cursor, encode_cursor(MAX_MESSAGE_SEQ + 1)):
+        response = client.get(url, params={"cursor": cursor}, headers=auth)
+        assert response.status_code == 422
+        assert _param(response) == "cursor"
+
+
+def test_session_runs_page_newest_first(client: TestClient, auth: Headers, session_id: str) -> None:
+    for i in range(3):
+        assert _post(client, session_id, auth, content=f"m{i}", queue=True).status_code == 202
+    url = f"/v1/sessions/{session_id}/runs"
+    first = client.get(url, params={"limit": 2}, headers=auth).json()
+    assert first["next_cursor"] is not None
+    second = client.get(url, params={"limit": 2, "cursor": first["next_cursor"]}, headers=auth)
+    assert second.json()["next_cursor"] is None
+    ids = [run["id"] for run in [*first["data"], *second.json()["data"]]]
+    whole = client.get(url, headers=auth).json()
+    assert ids == [run["id"] for run in whole["data"]]
+    assert len(set(ids)) == 3
 
 
 def test_wait_times_out_with_202(client: TestClient, auth: Headers, session_id: str) -> None:

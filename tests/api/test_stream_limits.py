@@ -161,3 +161,24 @@ def test_a_wait_holds_a_slot_until_it_answers(
 
 def _tenant(http: httpx.Client, auth: Headers) -> uuid.UUID:
     return uuid.UUID(http.get("/v1/me", headers=auth).json()["tenant_id"])
+
+
+def test_a_refusal_is_held_and_its_retry_after_shortened(
+    settings: Settings, engine: Engine, run_queue: RecordingQueue, auth: Headers
+) -> None:
+    held = settings.model_copy(
+        update={"api_max_streams_per_tenant": 1, "api_max_streams": 10, "api_refusal_hold_s": 2.0}
+    )
+    app = create_app(held, engine, run_queue=run_queue)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        runs = [_run(client, auth) for _ in range(2)]
+        with _open_stream(client, auth, runs[0]):
+            started = time.monotonic()
+            refused = client.get(f"/v1/runs/{runs[1]}/events", headers=auth)
+            waited = time.monotonic() - started
+        assert refused.status_code == 429, refused.text
+        assert waited >= 1.0  # held (half to all of the 2 s), not answered at once
+        assert int(refused.headers["Retry-After"]) in (RETRY_AFTER_S - 2, RETRY_AFTER_S - 1)
+        # the slot it was refused for comes back, and an admitted stream is never held
+        with _open_stream(client, auth, runs[1]):
+            pass

@@ -16,7 +16,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from inference.chat import CHATML
+from inference.server.chat_template import CHATML
 from tests.services import InferenceServer
 
 CORPUS = [

@@ -13,9 +13,9 @@ from sqlalchemy import Engine
 from core.config import Settings
 from core.db import transaction
 from core.tenants import ensure_tenant
+from inference.embedder import SentenceTransformerEmbedder
 from memory import erasure
-from memory.embedder import SentenceTransformerEmbedder
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 
 
 @pytest.fixture

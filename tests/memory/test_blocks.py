@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from core.errors import NotFound, UserError
 from memory.blocks import render_blocks
 from memory.errors import BlockTooLarge
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 from tests.memory.conftest import make_tenant
 
 

@@ -12,7 +12,7 @@ from core.db import transaction
 from memory import candidates
 from memory.filters import MemoryFilter
 from memory.records import NewMemory
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 
 
 def _unit(rng: np.random.Generator) -> list[float]:

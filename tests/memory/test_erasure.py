@@ -14,13 +14,13 @@ from sqlalchemy import Engine, select
 from core.config import Settings
 from core.db import transaction
 from memory import erasure
-from memory import store as sql
+from memory import queries as sql
 from memory.embedder import HashingEmbedder
 from memory.erasure import ErasedSource
 from memory.filters import MemoryFilter
-from memory.models import Erasure
 from memory.records import NewMemory
-from memory.service import MemoryStore
+from memory.store import MemoryStore
+from memory.tables import Erasure
 
 USER = "ann"
 

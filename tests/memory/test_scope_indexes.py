@@ -16,7 +16,7 @@ from memory import candidates, scope_indexes
 from memory.filters import MemoryFilter
 from memory.records import NewMemory
 from memory.scope_indexes import Scope, ScopeIndexer
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 from tests.memory.conftest import erase_user, make_tenant
 
 MIN_ROWS = 100

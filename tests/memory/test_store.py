@@ -1,251 +1,278 @@
-"""The repository on the real database: scoping, filters, iterative index scans, erasure."""
+"""MemoryStore with the real embedder: writing, deduplication, hybrid search, bad input."""
 
 from __future__ import annotations
 
-import random
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, text
 
-from core.db import transaction
-from core.errors import NotFound
-from memory import candidates, store
-from memory.filters import MemoryFilter
-from memory.models import Memory
+from core.config import Settings
+from core.errors import ConfigError
+from memory.embedder import HashingEmbedder
+from memory.errors import (
+    ContentTooLarge,
+    EmbeddingDimensionMismatch,
+    EmptyContent,
+    InvalidMemoryInput,
+    UnknownFilterField,
+)
 from memory.records import NewMemory
-from memory.service import MemoryStore
-from tests.memory.conftest import erase_user, make_tenant
-
-T0 = datetime(2024, 3, 1, tzinfo=UTC)
+from memory.store import MemoryStore
 
 
-def _unit(rng: np.random.Generator) -> list[float]:
-    v = rng.standard_normal(384)
-    return list(v / np.linalg.norm(v))
+def test_add_and_get_round_trip(memory: MemoryStore, tenant: uuid.UUID, agent: uuid.UUID) -> None:
+    run, message, when = uuid.uuid4(), uuid.uuid4(), datetime(2024, 5, 1, 12, tzinfo=UTC)
+    result = memory.add(
+        tenant,
+        NewMemory(
+            agent,
+            "Gina's cat is named Pixel",
+            user_id="gina",
+            kind="fact",
+            importance=0.8,
+            metadata={"topic": "pets"},
+            created_at=when,
+            source_run_id=run,
+            source_message_id=message,
+        ),
+    )
+    assert not result.deduplicated
+    got = memory.get(tenant, result.id)
+    assert (got.content, got.user_id, got.kind, got.importance) == (
+        "Gina's cat is named Pixel",
+        "gina",
+        "fact",
+        0.8,
+    )
+    assert (got.metadata, got.created_at, got.source_run_id, got.source_message_id) == (
+        {"topic": "pets"},
+        when,
+        run,
+        message,
+    )
 
 
-def test_each_filter_narrows_the_listing(
+def test_batch_insert_indexes_turns_with_their_neighbours(
+    memory: MemoryStore, engine: Engine, tenant: uuid.UUID, agent: uuid.UUID
+) -> None:
+    sess = uuid.uuid4()
+    turns = ["A: I finally went to the pottery class.", "B: How was it?", "A: Loved it!"]
+    first = memory.add_many(tenant, [NewMemory(agent, t, session_id=sess) for t in turns])
+    assert len({r.id for r in first}) == 3
+    later = memory.add(tenant, NewMemory(agent, "B: Will you go again next week?", session_id=sess))
+    with engine.connect() as conn:
+        rows = {c: ctx for c, ctx in conn.execute(text("SELECT content, context FROM memories"))}
+        assert rows["B: How was it?"] == f"{turns[0]}\n{turns[2]}"
+        # A later write sees the last two stored turns of its session as context.
+        assert rows["B: Will you go again next week?"] == f"{turns[1]}\n{turns[2]}"
+        # Without a session there is no neighbourhood: the context embedding is the content's.
+        memory.add(tenant, NewMemory(agent, "Lone fact about kayaks", kind="fact"))
+        same = conn.execute(
+            text("SELECT embedding = context_embedding FROM memories WHERE content LIKE 'Lone%'")
+        ).scalar()
+        assert same is True
+    # "Loved it!" alone says nothing about pottery; its neighbours make it findable.
+    hits = memory.search(tenant, "pottery class", k=3, where={"session_id": sess})
+    assert "A: Loved it!" in [h.memory.content for h in hits]
+    assert later.id in {h.memory.id for h in memory.search(tenant, "next week", k=2)}
+
+
+def test_near_duplicates_update_the_existing_row(
     memory: MemoryStore, tenant: uuid.UUID, agent: uuid.UUID
 ) -> None:
-    other_agent, sess = uuid.uuid4(), uuid.uuid4()
+    first = memory.add(
+        tenant,
+        NewMemory(
+            agent,
+            "Hana lives in Kyoto.",
+            user_id="hana",
+            kind="fact",
+            importance=0.3,
+            metadata={"a": 1},
+        ),
+    )
+    again = memory.add(
+        tenant,
+        NewMemory(
+            agent,
+            "Hana lives in Kyoto",
+            user_id="hana",
+            kind="fact",
+            importance=0.9,
+            metadata={"b": 2},
+        ),
+    )
+    assert again == type(again)(id=first.id, deduplicated=True)
+    merged = memory.get(tenant, first.id)
+    assert merged.content == "Hana lives in Kyoto"
+    assert merged.metadata == {"a": 1, "b": 2}
+    assert merged.importance == 0.9
+    assert merged.updated_at >= merged.created_at
+    # Same words, other scope (another user, another kind): separate memories.
+    other_user = memory.add(
+        tenant, NewMemory(agent, "Hana lives in Kyoto", user_id="ivan", kind="fact")
+    )
+    as_summary = memory.add(
+        tenant, NewMemory(agent, "Hana lives in Kyoto", user_id="hana", kind="summary")
+    )
+    different = memory.add(
+        tenant, NewMemory(agent, "Hana lives in Osaka now", user_id="hana", kind="fact")
+    )
+    assert not (other_user.deduplicated)
+    assert not (as_summary.deduplicated)
+    assert not (different.deduplicated)
+    # Inside one batch the later twin wins as well.
+    batch = memory.add_many(
+        tenant,
+        [
+            NewMemory(agent, "Jo owns a canoe", kind="fact"),
+            NewMemory(agent, "Jo owns a canoe.", kind="fact"),
+        ],
+    )
+    assert batch[1].id == batch[0].id
+    assert batch[1].deduplicated
+    assert memory.get(tenant, batch[0].id).content == "Jo owns a canoe."
+    assert len(memory.list_memories(tenant, limit=100)) == 5
+
+
+def test_episodic_turns_repeat_across_sessions(
+    memory: MemoryStore, tenant: uuid.UUID, agent: uuid.UUID
+) -> None:
+    first = memory.add(tenant, NewMemory(agent, "Thanks, see you!", session_id=uuid.uuid4()))
+    second = memory.add(tenant, NewMemory(agent, "Thanks, see you!", session_id=uuid.uuid4()))
+    assert first.id != second.id
+    assert not second.deduplicated
+
+
+def test_hybrid_search_finds_by_words_and_by_meaning(
+    memory: MemoryStore, tenant: uuid.UUID, agent: uuid.UUID
+) -> None:
+    facts = [
+        "Kim adopted a golden retriever puppy last spring",
+        "Kim's licence plate is XK-4471",
+        "Kim works as a nurse at the city hospital",
+        "Kim enjoys painting landscapes on weekends",
+        "The quarterly report is due on Monday",
+    ]
+    memory.add_many(tenant, [NewMemory(agent, f, user_id="kim", kind="fact") for f in facts])
+    by_meaning = memory.search(tenant, "Does Kim have a dog?", k=2)
+    assert by_meaning[0].memory.content == facts[0]
+    assert by_meaning[0].vector_rank == 1
+    by_words = memory.search(tenant, "xk-4471", k=1)  # a code the embedding cannot know
+    assert by_words[0].memory.content == facts[1]
+    assert by_words[0].text_rank == 1
+    assert [h.score for h in memory.search(tenant, "nurse hospital", k=5)] == sorted(
+        (h.score for h in memory.search(tenant, "nurse hospital", k=5)), reverse=True
+    )
+    assert len(memory.search(tenant, "anything at all", k=3)) == 3
+    assert memory.search(tenant, "Kim", where={"user_id": "nobody"}) == []
+
+
+def test_search_honours_kind_time_and_metadata_filters(
+    memory: MemoryStore, tenant: uuid.UUID, agent: uuid.UUID
+) -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
     memory.add_many(
         tenant,
         [
             NewMemory(
                 agent,
-                "Ann likes green tea",
-                user_id="ann",
+                "Lena ran a marathon in Berlin",
                 kind="fact",
-                created_at=T0,
-                metadata={"topic": "drinks", "source": "chat"},
+                created_at=t0,
+                metadata={"year": 2024},
             ),
             NewMemory(
                 agent,
-                "Ann moved to Lisbon",
-                user_id="ann",
-                session_id=sess,
-                created_at=T0 + timedelta(days=10),
-                metadata={"topic": "places"},
-            ),
-            NewMemory(
-                agent,
-                "Bob plays the cello",
-                user_id="bob",
-                kind="fact",
-                created_at=T0 + timedelta(days=20),
-            ),
-            NewMemory(
-                other_agent,
-                "The deploy runs on Fridays",
+                "Lena ran a half marathon in Rome",
                 kind="summary",
-                created_at=T0 + timedelta(days=30),
+                created_at=t0 + timedelta(days=60),
+                metadata={"year": 2024},
+            ),
+            NewMemory(
+                agent,
+                "Lena ran a trail race in Oslo",
+                kind="fact",
+                created_at=t0 + timedelta(days=400),
+                metadata={"year": 2025},
             ),
         ],
     )
 
-    def contents(**raw: object) -> set[str]:
-        return {m.content for m in memory.list_memories(tenant, raw)}
+    def found(**where: object) -> set[str]:
+        return {
+            h.memory.content.split()[-1] for h in memory.search(tenant, "Lena ran", where=where)
+        }
 
-    assert len(contents()) == 4
-    assert contents(agent_id=other_agent) == {"The deploy runs on Fridays"}
-    assert contents(user_id="ann") == {"Ann likes green tea", "Ann moved to Lisbon"}
-    assert contents(session_id=sess) == {"Ann moved to Lisbon"}
-    assert contents(kind="fact") == {"Ann likes green tea", "Bob plays the cello"}
-    assert contents(kinds=["summary", "fact"], user_id="bob") == {"Bob plays the cello"}
-    assert contents(created_after=T0 + timedelta(days=15)) == {
-        "Bob plays the cello",
-        "The deploy runs on Fridays",
-    }
-    assert contents(created_before=T0 + timedelta(days=10)) == {"Ann likes green tea"}
-    assert contents(metadata={"topic": "drinks"}) == {"Ann likes green tea"}
-    assert contents(metadata={"topic": "drinks", "source": "mail"}) == set()
-    newest_first = [m.content for m in memory.list_memories(tenant, limit=2)]
-    assert newest_first == ["The deploy runs on Fridays", "Bob plays the cello"]
-    assert [m.content for m in memory.list_memories(tenant, limit=1, offset=3)] == [
-        "Ann likes green tea"
-    ]
+    assert found() == {"Berlin", "Rome", "Oslo"}
+    assert found(kind="summary") == {"Rome"}
+    assert found(created_after=t0 + timedelta(days=30)) == {"Rome", "Oslo"}
+    assert found(created_before=t0 + timedelta(days=30)) == {"Berlin"}
+    assert found(metadata={"year": 2025}) == {"Oslo"}
+    assert found(agent_id=uuid.uuid4()) == set()
 
 
-def test_iterative_index_scan_returns_k_under_a_selective_filter(
-    memory: MemoryStore, engine: Engine, tenant: uuid.UUID, agent: uuid.UUID
+@pytest.mark.parametrize(
+    ("item", "error", "param"),
+    [
+        (dict(content=""), EmptyContent, "content"),
+        (dict(content="  \n\t"), EmptyContent, "content"),
+        (dict(content="x" * 501), ContentTooLarge, "content"),
+        (dict(content="ok", embedding=[0.1] * 383), EmbeddingDimensionMismatch, "embedding"),
+        (dict(content="ok", importance=1.5), InvalidMemoryInput, "importance"),
+        (dict(content="ok", kind="dream"), InvalidMemoryInput, "kind"),
+        (dict(content="ok", created_at=datetime(2024, 1, 1)), InvalidMemoryInput, "created_at"),
+    ],
+)
+def test_bad_memories_are_refused_before_anything_is_written(
+    memory: MemoryStore,
+    tenant: uuid.UUID,
+    agent: uuid.UUID,
+    item: dict[str, object],
+    error: type[Exception],
+    param: str,
 ) -> None:
-    rng = np.random.default_rng(7)
-    items = [
-        NewMemory(agent, f"crowd note {i}", user_id="crowd", kind="fact", embedding=_unit(rng))
-        for i in range(400)
-    ] + [
-        NewMemory(agent, f"rare note {i}", user_id="rare", kind="fact", embedding=_unit(rng))
-        for i in range(12)
-    ]
-    memory.add_many(tenant, items)
-    query = _unit(rng)
-    where = MemoryFilter(agent_id=agent, user_id="rare")
-    with engine.begin() as conn:  # leave only the HNSW index to serve the filtered ordering
-        for index in ("ix_memories_scope", "ix_memories_tenant_user", "ix_memories_session"):
-            conn.execute(text(f"DROP INDEX {index}"))
-        conn.execute(text("ANALYZE memories"))
-    plain = (
-        select(Memory.id)
-        .where(*store.conditions(tenant, where))
-        .order_by(Memory.embedding.cosine_distance(query))
-        .limit(10)
-    )
-    with transaction(engine) as session:
-        session.execute(text("SET LOCAL enable_seqscan = off"))
-        session.execute(text("SET LOCAL hnsw.ef_search = 20"))
-        without = session.execute(plain).all()
-        found = candidates.search_candidates(
-            session,
-            tenant,
-            where,
-            query="note",
-            embedding=query,
-            depth=10,
-            context_text_weight=0.5,
-            ef_search=20,
-            common_words="",
-        )
-    assert len(without) < 10  # a plain HNSW scan loses most filtered rows...
-    by_vector = [c for c in found if c.vector_rank is not None]
-    assert len(by_vector) == 10  # ...the iterative scan keeps going until it has k
-    assert all(c.record.user_id == "rare" for c in found)
+    good = NewMemory(agent, "a perfectly fine memory")
+    with pytest.raises(error) as info:
+        memory.add_many(tenant, [good, NewMemory(agent_id=agent, **item)])  # type: ignore[arg-type]
+    assert getattr(info.value, "param", None) == param
+    assert memory.list_memories(tenant) == []
 
 
-def test_delete_and_erase_leave_no_row_or_embedding(
-    memory: MemoryStore, engine: Engine, tenant: uuid.UUID, agent: uuid.UUID
-) -> None:
-    other_agent = uuid.uuid4()
-    results = memory.add_many(
-        tenant,
-        [
-            NewMemory(agent, "Carla's daughter is called Mia", user_id="carla", kind="fact"),
-            NewMemory(agent, "Carla is allergic to nuts", user_id="carla", kind="fact"),
-            NewMemory(other_agent, "Carla prefers email", user_id="carla", kind="fact"),
-            NewMemory(agent, "Dan is a pilot", user_id="dan", kind="fact"),
-        ],
-    )
-    memory.set_block(tenant, agent, "human", "Name: Carla", user_id="carla")
-    memory.set_block(tenant, agent, "persona", "I am helpful.")
-    memory.delete(tenant, results[0].id)
-    with pytest.raises(NotFound):
-        memory.delete(tenant, results[0].id)
-    with pytest.raises(NotFound):
-        memory.get(tenant, results[0].id)
-    assert erase_user(engine, tenant, "carla", agent_id=agent) == 2  # a memory, the block
-    assert erase_user(engine, tenant, "carla") == 1  # the other agent's memory
-    with engine.connect() as conn:
-        left = conn.execute(text("SELECT user_id, embedding IS NOT NULL FROM memories")).all()
-        assert left == [("dan", True)]
-        assert conn.scalar(text("SELECT count(*) FROM memory_blocks WHERE user_id = 'carla'")) == 0
-        assert (
-            conn.scalar(
-                text(
-                    "SELECT count(*) FROM memory_block_versions v JOIN memory_blocks b "
-                    "ON b.id = v.block_id WHERE b.user_id = 'carla'"
-                )
-            )
-            == 0
-        )
-    assert [b.label for b in memory.list_blocks(tenant, agent)] == ["persona"]
-    assert memory.search(tenant, "Carla", where={"user_id": "carla"}) == []
-
-
-def test_tenants_never_see_or_touch_each_others_rows(
-    memory: MemoryStore, engine: Engine, agent: uuid.UUID
-) -> None:
-    """Property-style: random operations by three tenants against a model of who owns what."""
-    rng = random.Random(1234)  # noqa: S311 (a seeded test, not cryptography)
-    tenants = [make_tenant(engine, name) for name in ("t-a", "t-b", "t-c")]
-    owned: dict[uuid.UUID, dict[uuid.UUID, str]] = {t: {} for t in tenants}
-    subjects = ["the garden", "a trip to Oslo", "piano lessons", "the new job", "a red bike"]
-    people = ["ann", "bob", "eve"]
-    for step in range(70):
-        tenant = rng.choice(tenants)
-        others = [t for t in tenants if t != tenant]
-        op = rng.choice(["add", "add", "search", "list", "delete", "delete_foreign", "erase"])
-        if op == "add":
-            user = rng.choice(people)
-            content = f"{user} talked about {rng.choice(subjects)} (note {step})"
-            result = memory.add(tenant, NewMemory(agent, content, user_id=user, kind="fact"))
-            owned[tenant][result.id] = user
-        elif op == "search":
-            hits = memory.search(tenant, rng.choice(subjects), k=20)
-            assert {h.memory.id for h in hits} <= set(owned[tenant])
-        elif op == "list":
-            listed = memory.list_memories(tenant, {"user_id": rng.choice(people)}, limit=1000)
-            assert {m.id for m in listed} <= set(owned[tenant])
-        elif op == "delete" and owned[tenant]:
-            victim = rng.choice(sorted(owned[tenant]))
-            memory.delete(tenant, victim)
-            del owned[tenant][victim]
-        elif op == "delete_foreign":
-            foreign = [m for t in others for m in owned[t]]
-            if foreign:
-                victim = rng.choice(sorted(foreign))
-                with pytest.raises(NotFound):
-                    memory.delete(tenant, victim)
-                with pytest.raises(NotFound):
-                    memory.get(tenant, victim)
-        elif op == "erase":
-            user = rng.choice(people)
-            gone = erase_user(engine, tenant, user)
-            mine = [m for m, u in owned[tenant].items() if u == user]
-            assert gone == len(mine)
-            for m in mine:
-                del owned[tenant][m]
-        with engine.connect() as conn:  # the database matches the model after every step
-            rows = conn.execute(text("SELECT tenant_id, id FROM memories")).all()
-        actual: dict[uuid.UUID, set[uuid.UUID]] = {t: set() for t in tenants}
-        for tenant_id, memory_id in rows:
-            actual[tenant_id].add(memory_id)
-        assert actual == {t: set(ids) for t, ids in owned.items()}, f"step {step} ({op})"
-    assert sum(len(ids) for ids in owned.values()) > 0
-
-
-def test_access_statistics_are_written_after_the_search(
+def test_error_messages_say_what_is_wrong(
     memory: MemoryStore, tenant: uuid.UUID, agent: uuid.UUID
 ) -> None:
-    written = memory.add(tenant, NewMemory(agent, "Fiona keeps bees on her roof", kind="fact"))
-    assert memory.get(tenant, written.id).access_count == 0
-    memory.search(tenant, "bees")
-    memory.search(tenant, "roof bees")
-    memory.flush_access_stats()
-    record = memory.get(tenant, written.id)
-    assert record.access_count == 2
-    assert record.last_accessed_at is not None
+    with pytest.raises(ContentTooLarge, match="501 characters; the limit is 500") as too_big:
+        memory.add(tenant, NewMemory(agent, "y" * 501))
+    assert (too_big.value.size, too_big.value.limit) == (501, 500)
+    with pytest.raises(EmbeddingDimensionMismatch, match=r"3 dimensions.*384"):
+        memory.add(tenant, NewMemory(agent, "z", embedding=[1.0, 0.0, 0.0]))
+    with pytest.raises(UnknownFilterField, match="'colour'"):
+        memory.search(tenant, "anything", where={"colour": "red"})
+    with pytest.raises(UnknownFilterField):
+        memory.list_memories(tenant, {"users": "ann"})
+    with pytest.raises(EmptyContent, match="query"):
+        memory.search(tenant, " ")
+    with pytest.raises(ContentTooLarge):
+        memory.search(tenant, "q" * 501)
+    with pytest.raises(InvalidMemoryInput, match="k must be"):
+        memory.search(tenant, "anything", k=0)
 
 
-def test_the_background_writer_records_access_without_a_flush(
+def test_an_embedder_of_another_dimension_is_refused(
+    engine: Engine, memory_settings: Settings
+) -> None:
+    with pytest.raises(ConfigError, match="128-dimensional"):
+        MemoryStore(engine, HashingEmbedder(dimension=128), memory_settings)
+
+
+def test_a_precomputed_embedding_is_used_as_given(
     memory: MemoryStore, tenant: uuid.UUID, agent: uuid.UUID
 ) -> None:
-    written = memory.add(tenant, NewMemory(agent, "Gus repairs vintage radios", kind="fact"))
-    memory.search(tenant, "radios")
-    deadline = time.monotonic() + 10
-    while memory.get(tenant, written.id).access_count == 0:
-        assert time.monotonic() < deadline, "access statistics were never written"
-        time.sleep(0.05)
-    assert memory.get(tenant, written.id).access_count == 1
+    vector = [0.0] * 384
+    vector[5] = 2.0  # normalised on the way in
+    result = memory.add(tenant, NewMemory(agent, "opaque", kind="fact", embedding=vector))
+    hits = memory.search(tenant, "opaque", k=1)
+    assert hits[0].memory.id == result.id

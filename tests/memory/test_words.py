@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 
 from memory.filters import MemoryFilter
 from memory.records import NewMemory
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 from memory.words import CommonWords
 from tests.memory.conftest import make_tenant
 

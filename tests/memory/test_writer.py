@@ -9,10 +9,11 @@ import numpy as np
 from sqlalchemy import Engine, event
 
 from core.config import Settings
-from memory import store, writer
+from memory import queries as store
+from memory import writer
 from memory.embedder import HashingEmbedder
 from memory.records import NewMemory
-from memory.service import MemoryStore
+from memory.store import MemoryStore
 
 AGENT = uuid.uuid4()
 

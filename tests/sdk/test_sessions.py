@@ -266,7 +266,8 @@ def test_create_get_and_messages_across_pages() -> None:
     assert json.loads(server.requests[0].content) == {"user_id": "ada", "metadata": {}}
     assert sessions.get(SESSION_ID).id == SESSION_ID
     assert [m.content for m in sessions.messages(SESSION_ID, limit=2)] == ["m1", "m2", "m3"]
-    assert server.requests[3].url.params["after_seq"] == "2"
+    assert dict(server.requests[2].url.params) == {"limit": "2"}
+    assert dict(server.requests[3].url.params) == {"limit": "2", "cursor": "2"}
 
 
 def test_list_follows_the_cursor_with_the_user_on_every_page() -> None:

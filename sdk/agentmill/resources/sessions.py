@@ -51,9 +51,11 @@ def delete_call(session_id: uuid.UUID | str) -> Call:
     return Call("DELETE", f"/v1/sessions/{session_id}")
 
 
-def messages_call(session_id: uuid.UUID | str, limit: int, after_seq: int) -> Call:
+def messages_call(session_id: uuid.UUID | str, limit: int, cursor: str | None) -> Call:
     """GET /v1/sessions/{id}/messages, one page."""
-    params: dict[str, str | int] = {"limit": limit, "after_seq": after_seq}
+    params: dict[str, str | int] = {"limit": limit}
+    if cursor is not None:
+        params["cursor"] = cursor
     return Call("GET", f"/v1/sessions/{session_id}/messages", params=params)
 
 
@@ -175,14 +177,14 @@ class Sessions:
 
     def messages(self, session_id: uuid.UUID | str, *, limit: int = 50) -> Iterator[Message]:
         """Every message of the session, oldest first, fetched `limit` per request."""
-        after_seq = 0
+        cursor: str | None = None
         while True:
-            response = self._http.send(messages_call(session_id, limit, after_seq))
+            response = self._http.send(messages_call(session_id, limit, cursor))
             page = Page[Message].model_validate(response.json())
             yield from page.data
             if page.next_cursor is None:
                 return
-            after_seq = int(page.next_cursor)
+            cursor = page.next_cursor
 
     def runs(self, session_id: uuid.UUID | str, *, limit: int = 50) -> builtins.list[Run]:
         """The session's latest `limit` runs, newest first."""
@@ -299,15 +301,15 @@ class AsyncSessions:
         self, session_id: uuid.UUID | str, *, limit: int = 50
     ) -> AsyncIterator[Message]:
         """Every message of the session, oldest first, fetched `limit` per request."""
-        after_seq = 0
+        cursor: str | None = None
         while True:
-            response = await self._http.send(messages_call(session_id, limit, after_seq))
+            response = await self._http.send(messages_call(session_id, limit, cursor))
             page = Page[Message].model_validate(response.json())
             for message in page.data:
                 yield message
             if page.next_cursor is None:
                 return
-            after_seq = int(page.next_cursor)
+            cursor = page.next_cursor
 
     async def runs(self, session_id: uuid.UUID | str, *, limit: int = 50) -> builtins.list[Run]:
         """The session's latest `limit` runs, newest first."""

@@ -1,0 +1,1 @@
+"""Batches: many inputs for one agent, run through the normal queue."""

@@ -1,0 +1,115 @@
+"""Running a step's tool calls so that each one's effects happen once.
+
+Per call, in order: a call with a result is never run again. Otherwise the call is marked
+started, with the lease renewed, in one committed transaction; the tool runs (fenced: stopped
+before the lease could lapse); its result is stored under the call's id. A call found started
+but without a result was cut short by a dead worker or a lost lease, so it may have taken
+effect: an idempotent tool (`Tool.idempotent`) runs it again with the same idempotency key;
+any other gets OUTCOME_UNKNOWN as its result, an error the model reads, and is not repeated.
+
+A sync tool other than the memory tools runs on the portal's `ToolThreads`, so deployer tools
+that hang (a thread cannot be stopped) never take the threads the memory tools run on, and
+once too many have hung, further calls are refused with a tool error instead of waiting.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from agents.errors import ToolError, UnknownTool
+from agents.records import Run, Step, ToolCallRecord
+from agents.runs import store as run_store
+from agents.runs.attempt import Attempt
+from agents.runs.portal import ToolThreads
+from agents.tables import RunRow
+from agents.tools.context import ToolContext
+from agents.tools.memory import MEMORY_TOOLS
+from agents.tools.registry import Tool, ToolRegistry
+
+log = logging.getLogger(__name__)
+
+OUTCOME_UNKNOWN = (
+    "outcome unknown: this call was started by an earlier attempt of the run that stopped "
+    "before it reported back, so it may or may not have taken effect. It was not run again; "
+    "check whether it took effect before calling it again."
+)
+
+
+def idempotency_key(run: Run, step: int, call_id: str) -> str:
+    """The key of one tool call: the same for every execution of it (a resumed run, a batch
+    item's retry that continues the run) and for no other call (call ids repeat across steps
+    and runs)."""
+    return f"{run.lineage}:{step}:{call_id}"
+
+
+def on_tool_threads(tool: Tool, threads: ToolThreads) -> Tool:
+    """The tool as this runner calls it: a sync deployer (or built-in) tool with its function
+    run on `threads`; a memory tool or an async tool as it is."""
+    if tool in MEMORY_TOOLS or inspect.iscoroutinefunction(tool.function):
+        return tool
+    function = tool.function
+
+    async def on_threads(*args: Any, **kwargs: Any) -> Any:
+        return await threads.run(tool.name, function, *args, **kwargs)
+
+    return replace(tool, function=on_threads)
+
+
+def run_tool_calls(attempt: Attempt, step: Step, tools: ToolRegistry, ctx: ToolContext) -> Step:
+    """Execute the step's calls that have no result yet, persisting each as it ends; returns
+    the step with every result."""
+    done: list[ToolCallRecord] = []
+    for call in step.tool_calls:
+        if call.result is None:
+            result, is_error = _execute(attempt, step.step, call, tools, ctx)
+            call = replace(call, result=result, is_error=is_error)
+            _store(attempt, step.step, call)
+        done.append(call)
+    return replace(step, tool_calls=tuple(done))
+
+
+def _store(attempt: Attempt, step: int, call: ToolCallRecord) -> None:
+    result = call.result or ""
+
+    def write(session: Session, row: RunRow) -> None:
+        run_store.record_tool_result(session, row, step, call.call_id, result, call.is_error)
+
+    attempt.write(write)
+
+
+def _execute(
+    attempt: Attempt, step: int, call: ToolCallRecord, tools: ToolRegistry, ctx: ToolContext
+) -> tuple[str, bool]:
+    """The call's result and whether it is an error."""
+    run = attempt.run
+    tool = tools.get(call.name) if call.name in tools else None
+    if call.started_at is not None and (tool is None or not tool.idempotent):
+        log.warning(
+            "run %s: call %s (%s) of step %d was started by an earlier attempt and is not "
+            "idempotent; its outcome is unknown and it is not run again",
+            run.id,
+            call.call_id,
+            call.name,
+            step,
+        )
+        return OUTCOME_UNKNOWN, True
+    if tool is None:  # the agent's tools changed, or this worker lacks one
+        return UnknownTool(call.name, tools.names()).message, True
+    key = idempotency_key(run, step, call.call_id)
+    attempt.retry(
+        lambda: attempt.lease.renew(
+            lambda session: run_store.mark_started(session, run.id, step, call.call_id)
+        ),
+        "database",
+    )
+    call_ctx = replace(ctx, tool_call_id=call.call_id, idempotency_key=key)
+    runnable = on_tool_threads(tool, attempt.s.portal.tool_threads)
+    try:
+        return attempt.lease.wait(runnable.call(call_ctx, call.arguments), fenced=True), False
+    except ToolError as exc:
+        return exc.message, True

@@ -1,0 +1,1 @@
+"""The Celery worker: tasks, queue, broker, sweeper, heartbeats and the cleaner."""

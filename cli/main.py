@@ -1,0 +1,190 @@
+"""The `agentmill` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.config import Settings, load_settings
+from core.errors import AgentmillError, ConfigError, UserError
+from core.log import configure_logging
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentmill", description="Self-hostable agent runtime.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start everything: database, migrations, API")
+    api = commands.add_parser("api", help="serve the REST API only (database must be migrated)")
+    for command in (up, api):
+        command.add_argument("--host", help="address to bind (default AGENTMILL_API_HOST)")
+        command.add_argument("--port", type=_port, help="port to bind (default AGENTMILL_API_PORT)")
+
+    inference = commands.add_parser(
+        "inference", help="serve the OpenAI-compatible inference server (chat + embeddings)"
+    )
+    inference.add_argument("--host", help="address to bind (default AGENTMILL_INFERENCE_HOST)")
+    inference.add_argument("--port", type=_port, help="port (default AGENTMILL_INFERENCE_PORT)")
+    inference.add_argument("--engine", choices=["llama", "transformers"], help="engine to run")
+    inference.add_argument("--model", type=Path, help="GGUF file or HF model directory")
+    inference.add_argument(
+        "--dummy-weights", action="store_true", help="transformers: random weights (benchmarks)"
+    )
+
+    worker = commands.add_parser("worker", help="run a Celery worker that executes agent runs")
+    worker.add_argument(
+        "--concurrency", type=int, help="runs at once (default AGENTMILL_WORKER_CONCURRENCY)"
+    )
+
+    commands.add_parser("migrate", help="bring the database schema up to date")
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
+    create = keys.add_parser("create", help="create a key (and its tenant if new); print it")
+    create.add_argument("--tenant", required=True, help="tenant name")
+    create.add_argument("--name", help="a label for the key")
+    revoke = keys.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key", help="the key id (as `keys list` shows it) or the whole key")
+    listing = keys.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--tenant", help="only this tenant's keys")
+    _client_commands(commands)
+    return parser
+
+
+def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`chat` and `batch`: clients of a running server (cli/chat.py, cli/batch.py)."""
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument(
+        "--base-url", help="the server (default AGENTMILL_BASE_URL, else http://127.0.0.1:8000)"
+    )
+    server.add_argument(
+        "--api-key", help="default AGENTMILL_API_KEY, else $AGENTMILL_HOME/api-key (from `up`)"
+    )
+
+    chat = commands.add_parser("chat", parents=[server], help="talk to an agent in the terminal")
+    chat.add_argument("agent", metavar="AGENT", help="the agent's name or id")
+    chat.add_argument("--user", help="the end user (scopes long-term memory)")
+    chat.add_argument("--session", help="continue this session instead of starting one")
+
+    batch = commands.add_parser("batch", help="run many inputs on an agent").add_subparsers(
+        dest="batch_command", required=True, metavar="ACTION"
+    )
+    submit = batch.add_parser("submit", parents=[server], help="start a batch from a JSONL file")
+    submit.add_argument("file", metavar="FILE.jsonl", type=Path, help='one {"input": ...} a line')
+    submit.add_argument("--agent", required=True, help="the agent's name or id")
+    submit.add_argument("--concurrency", type=int, help="items at once (server default 4)")
+    submit.add_argument("--output", type=Path, help="write the results here (default stdout)")
+    submit.add_argument(
+        "--no-wait", action="store_true", help="print the batch id and return at once"
+    )
+    status = batch.add_parser("status", parents=[server], help="a batch's progress")
+    status.add_argument("batch_id", metavar="ID")
+    results = batch.add_parser("results", parents=[server], help="a batch's results as JSONL")
+    results.add_argument("batch_id", metavar="ID")
+    results.add_argument("--output", type=Path, help="write them here (default stdout)")
+    results.add_argument("--wait", action="store_true", help="follow the batch until it ends")
+    cancel = batch.add_parser("cancel", parents=[server], help="stop a batch")
+    cancel.add_argument("batch_id", metavar="ID")
+
+
+def _with_address(settings: Settings, args: argparse.Namespace) -> Settings:
+    update: dict[str, object] = {}
+    if args.host is not None:
+        update["api_host"] = args.host
+    if args.port is not None:
+        update["api_port"] = args.port
+    return settings.model_copy(update=update)
+
+
+def _inference_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    update: dict[str, object] = {}
+    for flag, name in (
+        ("host", "inference_host"),
+        ("port", "inference_port"),
+        ("engine", "inference_engine"),
+        ("model", "inference_model"),
+    ):
+        if getattr(args, flag) is not None:
+            update[name] = getattr(args, flag)
+    if args.dummy_weights:
+        update["inference_dummy_weights"] = True
+    return settings.model_copy(update=update)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported per command so `agentmill keys ...` does not pay for FastAPI and uvicorn.
+    if args.command in ("chat", "batch"):
+        return _run_client(args, settings)
+    if args.command == "up":
+        from cli.runtime import up
+
+        return up(_with_address(settings, args))
+    if args.command == "api":
+        from cli.serve import serve
+
+        return serve(_with_address(settings, args))
+    if args.command == "inference":
+        from inference.server.main import serve as serve_inference
+
+        return serve_inference(_inference_settings(settings, args))
+    if args.command == "worker":
+        from agents.worker.main import run_worker
+
+        return run_worker(args.concurrency)
+    if args.command == "migrate":
+        from cli.admin import run_migrate
+
+        return run_migrate(settings)
+    from cli import admin
+
+    if args.keys_command == "create":
+        return admin.create_key(settings, args.tenant, args.name)
+    if args.keys_command == "revoke":
+        return admin.revoke_key(settings, args.key)
+    return admin.list_keys(settings, args.tenant)
+
+
+def _run_client(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        if args.command == "chat":
+            from cli import chat as cli_chat
+
+            return cli_chat.main(args, settings)
+        from cli import batch as cli_batch
+
+        return cli_batch.main(args, settings)
+    except ModuleNotFoundError as exc:  # a server-only install (the Docker image)
+        if exc.name != "agentmill":
+            raise
+        raise UserError("this command needs the agentmill SDK: pip install ./sdk") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `agentmill` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"agentmill: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        return _run(args, settings)
+    except AgentmillError as exc:
+        print(f"agentmill: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The engines behind the server: the interface, llama.cpp and transformers."""

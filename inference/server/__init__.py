@@ -1,0 +1,1 @@
+"""The OpenAI-compatible inference server: app, routes, metrics, start-up check."""
