@@ -258,6 +258,64 @@ class ToolCallRecord:
     """How many times its tool was started (more than 1: an idempotent call re-run)."""
 
 
+StepDecision = Literal["final", "tools", "tool_error", "empty", "max_steps", "failed"]
+"""What the loop decided about a step's output (agents/runs/decide.py)."""
+
+
+@dataclass(frozen=True)
+class CalledTool:
+    """A tool call as the model wrote it (its arguments unparsed JSON text)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What the model answered in one step, with what the loop added to it; stored as JSON
+    (`to_json`) and shown as such at GET /v1/runs/{id}/steps."""
+
+    content: str | None
+    tool_calls: tuple[CalledTool, ...] = ()
+    finish_reason: str | None = None
+    model: str | None = None
+    failure: str | None = None
+    """Why a `failed` step's output could not be used."""
+    retry_message: str | None = None
+    """The message an `empty` step sent back to the model, asking again."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form; `failure` and `retry_message` only when set."""
+        data: dict[str, Any] = {
+            "content": self.content,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls
+            ],
+            "finish_reason": self.finish_reason,
+            "model": self.model,
+        }
+        if self.failure is not None:
+            data["failure"] = self.failure
+        if self.retry_message is not None:
+            data["retry_message"] = self.retry_message
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepOutput:
+        """The stored form read back (rows written before `model` existed lack it)."""
+        return cls(
+            content=data.get("content"),
+            tool_calls=tuple(
+                CalledTool(c["id"], c["name"], c["arguments"]) for c in data.get("tool_calls") or []
+            ),
+            finish_reason=data.get("finish_reason"),
+            model=data.get("model"),
+            failure=data.get("failure"),
+            retry_message=data.get("retry_message"),
+        )
+
+
 @dataclass(frozen=True)
 class Step:
     """A persisted model call of a run."""
@@ -266,10 +324,8 @@ class Step:
     """1-based."""
     context: list[dict[str, Any]]
     """The messages sent to the model (the recorded context)."""
-    output: dict[str, Any]
-    """{"content", "tool_calls": [{"id", "name", "arguments"}], "finish_reason"}."""
-    decision: str
-    """What the loop decided: final, tools, tool_error, empty, max_steps, failed."""
+    output: StepOutput
+    decision: StepDecision
     invalid_attempts: int
     """Consecutive unusable outputs up to and including this one."""
     usage: Usage

@@ -34,7 +34,6 @@ from agents.runs.prompt import (
     system_prompt,
 )
 from agents.runs.tokens import prompt_budget
-from core.db import transaction
 from core.errors import UserError
 from inference.client.model_client import ChatRequest
 from memory.blocks import list_blocks, render_blocks
@@ -42,8 +41,9 @@ from memory.filters import MemoryFilter
 from memory.records import SearchHit
 
 if TYPE_CHECKING:
-    from agents.runs.attempt import Attempt
     from agents.runs.executor import Services
+    from agents.runs.journal import RunJournal
+    from agents.runs.model_calls import ModelCalls
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +55,28 @@ def _key(messages: Messages) -> str:
 
 
 class ContextBuilder:
-    """Builds the messages of each step of one run attempt; its model calls (the summary, the
-    token counts) go through the attempt, which waits out model outages."""
+    """Builds the messages of each step of one run attempt, reading and writing through its
+    journal; its model calls (the summary, the token counts) wait out model outages."""
 
     def __init__(
-        self, services: Services, attempt: Attempt, agent: Agent, chat: ChatSession
+        self,
+        services: Services,
+        journal: RunJournal,
+        calls: ModelCalls,
+        agent: Agent,
+        chat: ChatSession,
     ) -> None:
         self.s = services
-        self._attempt = attempt
+        self._journal = journal
+        self._calls = calls
         self.agent = agent
         self.chat = chat
-        self.run: Run = attempt.run
+        self.run: Run = journal.run
         self._memories = self._recall()
 
     def _count(self, prompts: list[Messages]) -> list[int]:
         """Tokens of each prompt for the agent's model, in one model-client call."""
-        attempt = self._attempt
-
-        def once() -> list[int]:
-            counting = self.s.model.count_tokens(self.agent.model, prompts)
-            return attempt.lease.wait(counting, cancellable=True)
-
-        return attempt.retry(once, "model")
+        return self._calls.count_tokens(self.agent.model, prompts)
 
     def _counter(self, fixed: Messages, history: Sequence[Message]) -> TokenCounter:
         """`fit_history`'s counter for these messages, every count it asks for fetched now."""
@@ -112,12 +112,15 @@ class ContextBuilder:
 
     def messages(self, steps: list[Step], *, tools_schema: list[dict[str, Any]]) -> Messages:
         """The full context of the next step."""
-        with transaction(self.s.engine) as session:
+
+        def read(session: Session) -> tuple[ChatSession, list[Message], str]:
             chat = agent_store.get_session(session, self.run.tenant_id, self.chat.id)
             pending = agent_store.unsummarised_history(
                 session, chat.id, self.run.created_at, chat.summary_through
             )
-            blocks = self._blocks(session)  # one transaction for everything a step reads
+            return chat, pending, self._blocks(session)
+
+        chat, pending, blocks = self._journal.read(read)  # one transaction for a step's reads
         tail: Messages = [{"role": "user", "content": self.run.input}, *replay(steps)]
         tools_cost: Messages = [{"role": "system", "content": str(tools_schema)}]
         budget = prompt_budget(self.s.settings, self.agent.model)
@@ -152,11 +155,10 @@ class ContextBuilder:
             temperature=0.0,
             max_tokens=min(400, self.s.settings.agent_max_output_tokens),
         )
-        result = self._attempt.model(request)
+        result = self._calls.complete(request)
         summary = (result.content or "").strip()
         if not summary:  # keep the history rather than lose it behind an empty summary
             log.warning("run %s: the model returned an empty summary", self.run.id)
             return previous
-        with transaction(self.s.engine) as session:
-            agent_store.save_summary(session, chat.id, summary, overflow[-1].seq)
+        self._journal.save_summary(chat.id, summary, overflow[-1].seq)
         return summary

@@ -93,24 +93,23 @@ def replay(steps: Sequence[Step]) -> Messages:
     messages: Messages = []
     for step in steps:
         output = step.output
-        calls = output.get("tool_calls") or []
         if step.decision == "empty":
-            retry = output.get("retry_message") or EMPTY_OUTPUT_MESSAGE
+            retry = output.retry_message or EMPTY_OUTPUT_MESSAGE
             messages.append({"role": "user", "content": retry})
             continue
-        if not calls:
+        if not output.tool_calls:
             continue  # final, max_steps, failed: nothing comes after them
         messages.append(
             {
                 "role": "assistant",
-                "content": output.get("content"),
+                "content": output.content,
                 "tool_calls": [
                     {
-                        "id": c["id"],
+                        "id": c.id,
                         "type": "function",
-                        "function": {"name": c["name"], "arguments": c["arguments"]},
+                        "function": {"name": c.name, "arguments": c.arguments},
                     }
-                    for c in calls
+                    for c in output.tool_calls
                 ],
             }
         )

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from sqlalchemy import and_, exists, func, select, text, tuple_, update
@@ -26,7 +26,17 @@ from sqlalchemy.orm import Session, aliased
 from agents import agent_store
 from agents.batches import store as batch_store
 from agents.errors import IdempotencyKeyReused, LeaseLost, SessionBusy
-from agents.records import ACTIVE_STATUSES, Message, Run, Step, ToolCallRecord, Usage
+from agents.records import (
+    ACTIVE_STATUSES,
+    CalledTool,
+    Message,
+    Run,
+    Step,
+    StepDecision,
+    StepOutput,
+    ToolCallRecord,
+    Usage,
+)
 from agents.runs.events import append_event
 from agents.tables import (
     AgentRow,
@@ -328,8 +338,8 @@ def _step(row: StepRow, calls: Sequence[ToolCallRow]) -> Step:
     return Step(
         step=row.step,
         context=list(row.context),
-        output=dict(row.output),
-        decision=row.decision,
+        output=StepOutput.from_json(dict(row.output)),
+        decision=cast(StepDecision, row.decision),
         invalid_attempts=row.invalid_attempts,
         usage=Usage(
             prompt_tokens=row.prompt_tokens,
@@ -376,15 +386,19 @@ class StepWrite:
 
     step: int
     context: list[dict[str, Any]]
-    output: dict[str, Any]
-    decision: str
+    output: StepOutput
+    decision: StepDecision
     invalid_attempts: int
     usage: Usage
     model_ms: float
-    calls: tuple[tuple[str, str, str], ...] = ()
-    """(call_id, name, arguments) in order."""
     results: Mapping[str, str] | None = None
     """Error results known at decision time (invalid calls), by call id."""
+
+    @property
+    def calls(self) -> tuple[CalledTool, ...]:
+        """The calls stored as tool calls, to run or answer: those of a `tools` or
+        `tool_error` step (other steps keep what the model wrote in their output only)."""
+        return self.output.tool_calls if self.decision in ("tools", "tool_error") else ()
 
 
 def written_step(write: StepWrite, at: datetime) -> Step:
@@ -401,14 +415,14 @@ def written_step(write: StepWrite, at: datetime) -> Step:
         tool_calls=tuple(
             ToolCallRecord(
                 write.step,
-                call_id,
+                call.id,
                 position,
-                name,
-                arguments,
-                results.get(call_id),
-                call_id in results,
+                call.name,
+                call.arguments,
+                results.get(call.id),
+                call.id in results,
             )
-            for position, (call_id, name, arguments) in enumerate(write.calls)
+            for position, call in enumerate(write.calls)
         ),
         created_at=at,
     )
@@ -425,7 +439,7 @@ def record_step(session: Session, run: RunRow, write: StepWrite) -> None:
             step=write.step,
             tenant_id=run.tenant_id,
             context=write.context,
-            output=write.output,
+            output=write.output.to_json(),
             decision=write.decision,
             invalid_attempts=write.invalid_attempts,
             prompt_tokens=write.usage.prompt_tokens,
@@ -439,7 +453,8 @@ def record_step(session: Session, run: RunRow, write: StepWrite) -> None:
     run.completion_tokens += write.usage.completion_tokens
     run.cost_usd += write.usage.cost_usd
     results = write.results or {}
-    for position, (call_id, name, arguments) in enumerate(write.calls):
+    for position, call in enumerate(write.calls):
+        call_id, name, arguments = call.id, call.name, call.arguments
         result = results.get(call_id)
         session.add(
             ToolCallRow(
@@ -455,8 +470,8 @@ def record_step(session: Session, run: RunRow, write: StepWrite) -> None:
                 finished_at=func.now() if result is not None else None,
             )
         )
-        call = {"step": write.step, "call_id": call_id, "name": name, "arguments": arguments}
-        append_event(session, run.tenant_id, run.id, "tool.call", call)
+        data = {"step": write.step, "call_id": call_id, "name": name, "arguments": arguments}
+        append_event(session, run.tenant_id, run.id, "tool.call", data)
         if result is not None:
             append_event(
                 session,

@@ -19,14 +19,10 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from agents.errors import ToolError, UnknownTool
 from agents.records import Run, Step, ToolCallRecord
-from agents.runs import store as run_store
-from agents.runs.attempt import Attempt
+from agents.runs.journal import RunJournal
 from agents.runs.portal import ToolThreads
-from agents.tables import RunRow
 from agents.tools.context import ToolContext
 from agents.tools.memory import MEMORY_TOOLS
 from agents.tools.registry import Tool, ToolRegistry
@@ -60,33 +56,24 @@ def on_tool_threads(tool: Tool, threads: ToolThreads) -> Tool:
     return replace(tool, function=on_threads)
 
 
-def run_tool_calls(attempt: Attempt, step: Step, tools: ToolRegistry, ctx: ToolContext) -> Step:
+def run_tool_calls(journal: RunJournal, step: Step, tools: ToolRegistry, ctx: ToolContext) -> Step:
     """Execute the step's calls that have no result yet, persisting each as it ends; returns
     the step with every result."""
     done: list[ToolCallRecord] = []
     for call in step.tool_calls:
         if call.result is None:
-            result, is_error = _execute(attempt, step.step, call, tools, ctx)
+            result, is_error = _execute(journal, step.step, call, tools, ctx)
             call = replace(call, result=result, is_error=is_error)
-            _store(attempt, step.step, call)
+            journal.record_tool_result(step.step, call)
         done.append(call)
     return replace(step, tool_calls=tuple(done))
 
 
-def _store(attempt: Attempt, step: int, call: ToolCallRecord) -> None:
-    result = call.result or ""
-
-    def write(session: Session, row: RunRow) -> None:
-        run_store.record_tool_result(session, row, step, call.call_id, result, call.is_error)
-
-    attempt.write(write)
-
-
 def _execute(
-    attempt: Attempt, step: int, call: ToolCallRecord, tools: ToolRegistry, ctx: ToolContext
+    journal: RunJournal, step: int, call: ToolCallRecord, tools: ToolRegistry, ctx: ToolContext
 ) -> tuple[str, bool]:
     """The call's result and whether it is an error."""
-    run = attempt.run
+    run = journal.run
     tool = tools.get(call.name) if call.name in tools else None
     if call.started_at is not None and (tool is None or not tool.idempotent):
         log.warning(
@@ -101,15 +88,10 @@ def _execute(
     if tool is None:  # the agent's tools changed, or this worker lacks one
         return UnknownTool(call.name, tools.names()).message, True
     key = idempotency_key(run, step, call.call_id)
-    attempt.retry(
-        lambda: attempt.lease.renew(
-            lambda session: run_store.mark_started(session, run.id, step, call.call_id)
-        ),
-        "database",
-    )
+    journal.tool_started(step, call.call_id)
     call_ctx = replace(ctx, tool_call_id=call.call_id, idempotency_key=key)
-    runnable = on_tool_threads(tool, attempt.s.portal.tool_threads)
+    runnable = on_tool_threads(tool, journal.services.portal.tool_threads)
     try:
-        return attempt.lease.wait(runnable.call(call_ctx, call.arguments), fenced=True), False
+        return journal.lease.wait(runnable.call(call_ctx, call.arguments), fenced=True), False
     except ToolError as exc:
         return exc.message, True

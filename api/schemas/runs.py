@@ -119,7 +119,7 @@ class StepPublic(BaseModel):
         return cls(
             step=step.step,
             context=step.context,
-            output=step.output,
+            output=step.output.to_json(),
             decision=step.decision,
             invalid_attempts=step.invalid_attempts,
             usage=UsagePublic.of(step.usage),

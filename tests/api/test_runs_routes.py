@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from agents.records import Usage
+from agents.records import CalledTool, StepOutput, Usage
 from agents.runs import store as run_store
 from agents.runs.store import StepWrite
 from core.db import transaction
@@ -60,12 +60,15 @@ def test_steps_carry_their_context_and_tool_calls(
             StepWrite(
                 step=1,
                 context=context,
-                output={"content": "", "tool_calls": [], "finish_reason": "tool_calls"},
+                output=StepOutput(
+                    content="",
+                    tool_calls=(CalledTool("call-1", "calculator", '{"expression": "2+2"}'),),
+                    finish_reason="tool_calls",
+                ),
                 decision="tools",
                 invalid_attempts=0,
                 usage=Usage(prompt_tokens=12, completion_tokens=3, cost_usd=0.0),
                 model_ms=41.5,
-                calls=(("call-1", "calculator", '{"expression": "2+2"}'),),
             ),
         )
         run_store.record_tool_result(session, row, 1, "call-1", "4", False)
@@ -75,6 +78,14 @@ def test_steps_carry_their_context_and_tool_calls(
     assert step["step"] == 1
     assert step["context"] == context
     assert step["decision"] == "tools"
+    assert step["output"] == {  # the stored shape: `failure` and `retry_message` only when set
+        "content": "",
+        "tool_calls": [
+            {"id": "call-1", "name": "calculator", "arguments": '{"expression": "2+2"}'}
+        ],
+        "finish_reason": "tool_calls",
+        "model": None,
+    }
     assert step["usage"] == {"prompt_tokens": 12, "completion_tokens": 3, "cost_usd": 0.0}
     assert step["model_ms"] == 41.5
     assert step["tool_calls"] == [

@@ -13,7 +13,7 @@ from agents.batches import lifecycle as batches
 from agents.batches import store as batch_store
 from agents.batches.store import settle
 from agents.errors import INTERNAL_ERROR_MESSAGE
-from agents.records import Batch, BatchItem, NewBatchItem
+from agents.records import Batch, BatchItem, CalledTool, NewBatchItem, StepOutput
 from agents.records import Usage as StepUsage
 from agents.runs import store as run_store
 from agents.runs.store import StepWrite
@@ -246,9 +246,8 @@ def test_a_retry_treats_a_call_its_predecessor_left_unfinished_by_its_policy(
     with transaction(world.engine) as session:  # the first run's worker died mid-call, for good
         run_store.claim(session, first, "dead", lease_s=30)
         row = run_store.owned(session, first, "dead")
-        calls = (("c1", "charge", '{"cents": 100}'),)
-        output = {"content": None, "tool_calls": [{"id": "c1", "name": "charge", "arguments": ""}]}
-        step = StepWrite(1, [], output, "tools", 0, StepUsage(), 1.0, calls)
+        output = StepOutput(None, (CalledTool("c1", "charge", '{"cents": 100}'),))
+        step = StepWrite(1, [], output, "tools", 0, StepUsage(), 1.0)
         run_store.record_step(session, row, step)
         run_store.mark_started(session, first, 1, "c1")
         run_store.finish(

@@ -12,9 +12,10 @@ import pytest
 from agents import agent_store
 from agents.records import MemoryPolicy, Run
 from agents.runs import store as run_store
-from agents.runs.attempt import Attempt
 from agents.runs.context_builder import ContextBuilder
 from agents.runs.executor import Services
+from agents.runs.journal import RunJournal
+from agents.runs.model_calls import ModelCalls
 from agents.runs.prompt import SUMMARY_INSTRUCTIONS
 from agents.runs.tokens import WINDOW_MARGIN, prompt_budget
 from agents.tables import RunRow
@@ -84,7 +85,8 @@ def builder(
     run = run or claim(world)
     with transaction(world.engine) as session:
         agent = agent_store.get_agent(session, world.tenant_id, world.agent_id)
-    return ContextBuilder(services, Attempt(services, run, OWNER), agent, world.chat)
+    journal = RunJournal(services, run, OWNER)
+    return ContextBuilder(services, journal, ModelCalls(journal, model), agent, world.chat)
 
 
 def test_history_is_kept_newest_first_within_the_budget_and_the_rest_summarised(

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from agents.agent_store import get_session, list_messages
-from agents.records import MemoryPolicy, Usage
+from agents.records import CalledTool, MemoryPolicy, StepOutput, Usage
 from agents.runs import store as run_store
 from agents.runs.decide import CUT_OFF_MESSAGE
 from agents.runs.prompt import SUMMARY_INSTRUCTIONS
@@ -175,11 +175,14 @@ def test_a_resumed_run_never_repeats_a_finished_tool_call(
     with transaction(engine) as session:
         run_store.claim(session, run.id, "dead-worker", lease_s=0.05)
         row = run_store.owned(session, run.id, "dead-worker")
-        calls = (("c1", "record", '{"label": "a"}'), ("c2", "record", '{"label": "b"}'))
+        calls = (
+            CalledTool("c1", "record", '{"label": "a"}'),
+            CalledTool("c2", "record", '{"label": "b"}'),
+        )
         run_store.record_step(
             session,
             row,
-            StepWrite(1, [], {"content": None, "tool_calls": []}, "tools", 0, Usage(), 1.0, calls),
+            StepWrite(1, [], StepOutput(None, calls), "tools", 0, Usage(), 1.0),
         )
         run_store.record_tool_result(session, row, 1, "c1", "recorded a", False)
     executed.append("a")  # what the dead worker did

@@ -54,7 +54,7 @@ def test_a_flooding_tenant_does_not_delay_another_tenants_run(
     interactive = b.message("urgent")  # its ticket is behind all twelve of A's
     hold(a, runs[0])  # one slot is busy with A's first run
 
-    caplog.set_level("INFO", logger="agents.runs.executor")
+    caplog.set_level("INFO", logger="agents.runs.journal")
     a.executor(ScriptedModel([text_reply("done")])).execute(runs[1].id)  # A's next ticket
 
     done = b.run(interactive.id)

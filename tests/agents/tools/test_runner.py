@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from agents.records import Usage
+from agents.records import CalledTool, StepOutput, Usage
 from agents.runs import store as run_store
 from agents.runs.store import StepWrite
 from agents.tools.context import ToolContext
@@ -63,7 +63,7 @@ def died_mid_call(
 ) -> None:
     """A worker claimed the run, stored step 1 with one call, marked it started (its tool may
     have run), and died before storing the result."""
-    output = {"content": None, "tool_calls": [{"id": "c1", "name": name, "arguments": arguments}]}
+    output = StepOutput(content=None, tool_calls=(CalledTool("c1", name, arguments),))
     with transaction(engine) as session:
         run_store.claim(session, run_id, "dead-worker", lease_s=0.05)
         row = run_store.owned(session, run_id, "dead-worker")
@@ -78,7 +78,6 @@ def died_mid_call(
                 0,
                 Usage(),
                 1.0,
-                (("c1", name, arguments),),
             ),
         )
         if started:

@@ -13,7 +13,7 @@ from kombu.connection import Connection
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from agents.records import Usage
+from agents.records import StepOutput, Usage
 from agents.runs import store as run_store
 from agents.runs.events import append_event
 from agents.tables import RunRow
@@ -62,7 +62,7 @@ def start(session: Session, world: World, content: str) -> RunRow:
     write = run_store.StepWrite(
         step=1,
         context=PROMPT,
-        output={"content": "done", "tool_calls": [], "finish_reason": "stop"},
+        output=StepOutput(content="done", finish_reason="stop"),
         decision="final",
         invalid_attempts=0,
         usage=Usage(prompt_tokens=10, completion_tokens=2),

@@ -1,7 +1,8 @@
-"""Runs ride out outages (agents/runs/attempt.py): a model server that is down is waited out, an
-outage past the budget hands the run back for a later attempt instead of failing it, a
-database that drops its connections mid-step is retried, and what fails a run (a rejection,
-a bug) says so in a fixed sentence, never with the provider's or driver's text."""
+"""Runs ride out outages (agents/runs/journal.py, agents/runs/model_calls.py): a model server
+that is down is waited out, an outage past the budget hands the run back for a later attempt
+instead of failing it, a database that drops its connections mid-step is retried, and what
+fails a run (a rejection, a bug) says so in a fixed sentence, never with the provider's or
+driver's text."""
 
 from __future__ import annotations
 
@@ -222,7 +223,7 @@ def test_a_database_outage_mid_step_is_waited_out(
     model = ScriptedModel(
         [tool_calls_reply(("cut_the_database", {"note": "once"})), text_reply("survived")]
     )
-    caplog.set_level(logging.WARNING, logger="agents.runs.attempt")
+    caplog.set_level(logging.WARNING, logger="agents.runs.journal")
     world.executor(model, engine=proxied_engine).execute(run.id)
 
     done = world.run(run.id)
