@@ -11,36 +11,164 @@ Types, in the order a run produces them:
   a step retried after a crash streams again), tool.call, tool.result, message (the answer),
   then exactly one of run.succeeded, run.failed, run.cancelled, run.incomplete. During an
   outage: run.waiting before each retry of the model, run.released when an attempt hands the
-  run back. `append_event` refuses any other type, and tests/sdk/test_event_parity.py keeps
-  the SDK's typed events in step with this list.
+  run back.
+
+Each type's data is a dataclass here (`append_event` takes nothing else, so mypy checks every
+payload the server writes), and tests/sdk/test_event_parity.py keeps the SDK's typed events
+field for field in step with them.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from agents.records import Event
+from agents.records import Event, RunStatus
 from agents.tables import EventRow
 
 NOTIFY_CHANNEL = "agentmill_run_events"
+
+
+@dataclass(frozen=True)
+class RunQueued:
+    """The run was accepted and waits for a worker (`previous_run_id`: a batch item's retry)."""
+
+    TYPE: ClassVar[str] = "run.queued"
+    session_id: str
+    previous_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """A worker claimed the run (again after a crash: attempt 2, ...)."""
+
+    TYPE: ClassVar[str] = "run.started"
+    attempt: int
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    """A model call begins."""
+
+    TYPE: ClassVar[str] = "step.started"
+    step: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class MessageDelta:
+    """Text of the step's output as it is generated; provisional."""
+
+    TYPE: ClassVar[str] = "message.delta"
+    step: int
+    attempt: int
+    delta: str
+
+
+@dataclass(frozen=True)
+class ToolCalled:
+    """The model called a tool; `arguments` is the JSON text it wrote."""
+
+    TYPE: ClassVar[str] = "tool.call"
+    step: int
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    """A tool call's result (or the error the model reads instead)."""
+
+    TYPE: ClassVar[str] = "tool.result"
+    step: int
+    call_id: str
+    result: str
+    is_error: bool
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The final answer, stored as the session's assistant message."""
+
+    TYPE: ClassVar[str] = "message"
+    message_id: str
+    content: str
+    role: Literal["assistant"] = "assistant"
+
+
+@dataclass(frozen=True)
+class RunWaiting:
+    """The model server is down or failing: the run waits `retry_in_s`, then tries again."""
+
+    TYPE: ClassVar[str] = "run.waiting"
+    reason: str
+    message: str
+    retry_in_s: float
+    attempt: int
+
+
+@dataclass(frozen=True)
+class RunReleased:
+    """An outage outlasted the attempt's retries: it handed the run back for a later one."""
+
+    TYPE: ClassVar[str] = "run.released"
+    reason: str
+    message: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class RunUsage:
+    """A run's total tokens and cost, as the API shows them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The run's final event; its type is `run.<status>`."""
+
+    status: RunStatus
+    stop_reason: str
+    steps: int
+    usage: RunUsage
+    error: dict[str, Any] | None = None
+
+    @property
+    def TYPE(self) -> str:  # named as the other payloads' class constant
+        return f"run.{self.status}"
+
+
+EventData = (
+    RunQueued
+    | RunStarted
+    | StepStarted
+    | MessageDelta
+    | ToolCalled
+    | ToolFinished
+    | Answer
+    | RunWaiting
+    | RunReleased
+    | RunFinished
+)
+"""The data of a run event: one dataclass per type."""
+
 TERMINAL_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run.incomplete"})
-EVENT_TYPES = TERMINAL_TYPES | {
-    "run.queued",
-    "run.started",
-    "step.started",
-    "message.delta",
-    "tool.call",
-    "tool.result",
-    "message",
-    "run.waiting",
-    "run.released",
+EVENT_DATA: dict[str, type[EventData]] = {
+    **{kind.TYPE: kind for kind in (RunQueued, RunStarted, StepStarted, MessageDelta)},
+    **{kind.TYPE: kind for kind in (ToolCalled, ToolFinished, Answer, RunWaiting, RunReleased)},
+    **dict.fromkeys(TERMINAL_TYPES, RunFinished),
 }
-"""Every type a run event may have."""
+"""Each type a run event may have, with the class of its data."""
+EVENT_TYPES = frozenset(EVENT_DATA)
 
 
 # One round trip: bump the run's counter (locking its row), insert the event with that seq,
@@ -61,27 +189,29 @@ _APPEND = text(
 )
 
 
-def append_event(
-    session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, type_: str, data: dict[str, Any]
-) -> int:
+def append_event(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, data: EventData) -> int:
     """Append an event to the run's log (in the caller's transaction); returns its seq.
 
     One statement rather than an ORM update, insert and notify: events are a third of a run's
-    statements, and this is its hottest write (see docs/benchmarks.md). A type outside
-    `EVENT_TYPES` is a bug here, refused before anything is written."""
-    if type_ not in EVENT_TYPES:
-        raise ValueError(f"unknown run event type {type_!r}")
+    statements, and this is its hottest write (see docs/benchmarks.md). Optional fields that
+    are None are left out of the stored data."""
     seq = session.execute(
         _APPEND,
         {
             "run_id": run_id,
             "tenant_id": tenant_id,
-            "type": type_,
-            "data": json.dumps({"run_id": str(run_id), **data}),
+            "type": data.TYPE,
+            "data": event_json(run_id, data),
             "channel": NOTIFY_CHANNEL,
         },
     ).scalar_one()
     return int(seq)
+
+
+def event_json(run_id: uuid.UUID, data: EventData) -> str:
+    """An event's stored data: its fields (those that are None left out) and the run's id."""
+    fields = {k: v for k, v in asdict(data).items() if v is not None}
+    return json.dumps({"run_id": str(run_id), **fields})
 
 
 def read_events(

@@ -34,6 +34,7 @@ from agents.records import (
     CalledTool,
     ChatSession,
     Run,
+    RunStatus,
     Step,
     StepDecision,
     StepOutput,
@@ -260,7 +261,7 @@ class RunExecutor:
     def _end(
         self,
         journal: RunJournal,
-        status: str,
+        status: RunStatus,
         *,
         stop_reason: str,
         output: str | None = None,

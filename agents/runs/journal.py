@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy.orm import Session
 
 from agents import agent_store
-from agents.records import Agent, ChatSession, Run, Step, ToolCallRecord
+from agents.records import Agent, ChatSession, Run, RunStatus, Step, ToolCallRecord
 from agents.runs import fair_claim
 from agents.runs import store as run_store
-from agents.runs.events import append_event
+from agents.runs.events import MessageDelta, RunStarted, RunWaiting, StepStarted, append_event
 from agents.runs.lease import RunLease
 from agents.runs.retry import Backoff, Outage, OutageKind, retry_outages
 from agents.runs.store import StepWrite
@@ -64,8 +64,7 @@ class RunJournal:
             with transaction(services.engine) as session:
                 run = take(session, run_id, owner, settings.run_lease_s)
                 if run is not None:
-                    data = {"attempt": run.attempts}
-                    append_event(session, run.tenant_id, run.id, "run.started", data)
+                    append_event(session, run.tenant_id, run.id, RunStarted(run.attempts))
                 return run
 
         budget: dict[OutageKind, Backoff] = {"database": Backoff(settings.db_retry_s)}
@@ -97,13 +96,11 @@ class RunJournal:
     def start_step(self, step: int) -> bool:
         """Renew the lease and append step.started in one transaction (one commit per step);
         returns whether a cancel was requested."""
-        data = {"step": step, "attempt": self.run.attempts}
+        data = StepStarted(step, self.run.attempts)
 
         def renew() -> bool:
             return self.lease.renew(
-                lambda session: append_event(
-                    session, self.run.tenant_id, self.run.id, "step.started", data
-                )
+                lambda session: append_event(session, self.run.tenant_id, self.run.id, data)
             )
 
         return self.retry(renew, "database")
@@ -143,7 +140,7 @@ class RunJournal:
 
     def finish(
         self,
-        status: str,
+        status: RunStatus,
         *,
         stop_reason: str,
         output: str | None = None,
@@ -168,18 +165,19 @@ class RunJournal:
             lambda session, row: run_store.hand_back(session, row, outage.reason, outage.message)
         )
 
-    def event(self, type_: str, data: dict[str, Any]) -> bool:
+    def event(self, data: RunWaiting | MessageDelta) -> bool:
         """Append an event that reports no state change (provisional text, a wait); when the
         database is down it is dropped, with a log line, rather than holding the run up.
         Returns whether it was stored."""
         try:
             with transaction(self.services.engine) as session:
                 run_store.owned(session, self.run.id, self.owner)
-                append_event(session, self.run.tenant_id, self.run.id, type_, data)
+                append_event(session, self.run.tenant_id, self.run.id, data)
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
-            log.info("run %s: %s event not stored: the database is unreachable", self.run.id, type_)
+            kind = data.TYPE
+            log.info("run %s: %s event not stored: the database is unreachable", self.run.id, kind)
             return False
         return True
 
@@ -220,11 +218,6 @@ class RunJournal:
             seconds,
         )
         if outage.kind == "model":
-            data = {
-                "reason": outage.reason,
-                "message": outage.message,
-                "retry_in_s": round(seconds, 2),
-                "attempt": self.run.attempts,
-            }
-            self.event("run.waiting", data)
+            wait = round(seconds, 2)
+            self.event(RunWaiting(outage.reason, outage.message, wait, self.run.attempts))
         self.lease.pause(seconds)

@@ -9,6 +9,7 @@ import logging
 import threading
 
 from agents.errors import LeaseLost
+from agents.runs.events import MessageDelta
 from agents.runs.journal import RunJournal
 from agents.runs.prompt import Messages
 from inference.client.model_client import ChatRequest, ChatResult, ModelClient
@@ -67,8 +68,7 @@ class ModelCalls:
             text = deltas.take()
             if not text:
                 return
-            data = {"step": stream_step, "attempt": journal.run.attempts, "delta": text}
-            if not journal.event("message.delta", data):
+            if not journal.event(MessageDelta(stream_step, journal.run.attempts, text)):
                 deltas.put_back(text)  # sent with the next flush, once the database is back
 
         try:

@@ -31,13 +31,23 @@ from agents.records import (
     CalledTool,
     Message,
     Run,
+    RunStatus,
     Step,
     StepDecision,
     StepOutput,
     ToolCallRecord,
     Usage,
 )
-from agents.runs.events import append_event
+from agents.runs.events import (
+    Answer,
+    RunFinished,
+    RunQueued,
+    RunReleased,
+    RunUsage,
+    ToolCalled,
+    ToolFinished,
+    append_event,
+)
 from agents.tables import (
     AgentRow,
     BatchRow,
@@ -242,10 +252,8 @@ def create_run(
             content=content,
         )
     )
-    queued: dict[str, Any] = {"session_id": str(session_id)}
-    if previous_run_id is not None:
-        queued["previous_run_id"] = str(previous_run_id)
-    append_event(session, tenant_id, row.id, "run.queued", queued)
+    after = str(previous_run_id) if previous_run_id is not None else None
+    append_event(session, tenant_id, row.id, RunQueued(str(session_id), after))
     session.flush()
     session.refresh(row)
     return NewRun(run_record(row), created=True, start_now=active is None)
@@ -470,16 +478,11 @@ def record_step(session: Session, run: RunRow, write: StepWrite) -> None:
                 finished_at=func.now() if result is not None else None,
             )
         )
-        data = {"step": write.step, "call_id": call_id, "name": name, "arguments": arguments}
-        append_event(session, run.tenant_id, run.id, "tool.call", data)
+        called = ToolCalled(write.step, call_id, name, arguments)
+        append_event(session, run.tenant_id, run.id, called)
         if result is not None:
-            append_event(
-                session,
-                run.tenant_id,
-                run.id,
-                "tool.result",
-                {"step": write.step, "call_id": call_id, "result": result, "is_error": True},
-            )
+            finished = ToolFinished(write.step, call_id, result, is_error=True)
+            append_event(session, run.tenant_id, run.id, finished)
     session.flush()
 
 
@@ -511,8 +514,7 @@ def record_tool_result(
     )
     if stored is None:
         return False
-    data = {"step": step, "call_id": call_id, "result": result, "is_error": is_error}
-    append_event(session, run.tenant_id, run.id, "tool.result", data)
+    append_event(session, run.tenant_id, run.id, ToolFinished(step, call_id, result, is_error))
     return True
 
 
@@ -521,14 +523,13 @@ def hand_back(session: Session, run: RunRow, reason: str, message: str) -> None:
     `running` under a lease that lapses by itself, the sweeper sends it again, and this attempt
     is not counted toward the poison limit."""
     run.outage_yields += 1
-    data = {"reason": reason, "message": message, "attempt": run.attempts}
-    append_event(session, run.tenant_id, run.id, "run.released", data)
+    append_event(session, run.tenant_id, run.id, RunReleased(reason, message, run.attempts))
 
 
 def finish(
     session: Session,
     run: RunRow,
-    status: str,
+    status: RunStatus,
     *,
     stop_reason: str,
     output: str | None = None,
@@ -556,22 +557,10 @@ def finish(
         session.add(row)
         session.flush()
         message = agent_store.message_record(row)
-        append_event(
-            session,
-            run.tenant_id,
-            run.id,
-            "message",
-            {"message_id": str(row.id), "role": "assistant", "content": output},
-        )
-    usage = {
-        "prompt_tokens": run.prompt_tokens,
-        "completion_tokens": run.completion_tokens,
-        "cost_usd": run.cost_usd,
-    }
-    final = {"status": status, "stop_reason": stop_reason, "steps": run.steps, "usage": usage}
-    if error is not None:
-        final["error"] = error
-    append_event(session, run.tenant_id, run.id, f"run.{status}", final)
+        append_event(session, run.tenant_id, run.id, Answer(str(row.id), output))
+    usage = RunUsage(run.prompt_tokens, run.completion_tokens, run.cost_usd)
+    final = RunFinished(status, stop_reason, run.steps, usage, error)
+    append_event(session, run.tenant_id, run.id, final)
     session.flush()
     if run.batch_id is not None:
         batch_store.record_outcome(session, run)

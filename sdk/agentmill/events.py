@@ -34,10 +34,12 @@ class RunEvent(BaseModel):
 
 
 class RunQueuedEvent(RunEvent):
-    """The run was accepted and waits for a worker."""
+    """The run was accepted and waits for a worker; a batch item's retry names the run it
+    follows (`previous_run_id`)."""
 
     type: Literal["run.queued"]
     session_id: uuid.UUID
+    previous_run_id: uuid.UUID | None = None
 
 
 class RunStartedEvent(RunEvent):
@@ -131,7 +133,7 @@ class UnknownEvent(RunEvent):
     data: dict[str, Any]
 
 
-_TYPES: dict[str, type[RunEvent]] = {
+EVENT_MODELS: dict[str, type[RunEvent]] = {  # the model of each type
     "run.queued": RunQueuedEvent,
     "run.started": RunStartedEvent,
     "step.started": StepStartedEvent,
@@ -144,14 +146,14 @@ _TYPES: dict[str, type[RunEvent]] = {
     **dict.fromkeys(TERMINAL_TYPES, RunFinishedEvent),
 }
 
-EVENT_TYPES = frozenset(_TYPES)
+EVENT_TYPES = frozenset(EVENT_MODELS)
 """Every event type this SDK parses into its own model."""
 
 
 def parse_event(id_: int, type_: str, data: str) -> RunEvent:
     """The typed event of one SSE message (its id, event name and JSON data)."""
     fields: dict[str, Any] = json.loads(data)
-    cls = _TYPES.get(type_)
+    cls = EVENT_MODELS.get(type_)
     if cls is None:
         return UnknownEvent(id=id_, type=type_, run_id=fields["run_id"], data=fields)
     return cls.model_validate({**fields, "id": id_, "type": type_})

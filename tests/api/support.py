@@ -5,13 +5,12 @@ tested without Celery or a model."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import Engine
 
-from agents.records import Run
+from agents.records import Run, RunStatus
 from agents.runs import store as run_store
-from agents.runs.events import append_event
+from agents.runs.events import EventData, RunStarted, append_event
 from core.db import transaction
 
 OWNER = "test-worker"
@@ -48,18 +47,21 @@ def start(engine: Engine, run_id: str | uuid.UUID) -> None:
     run = load(engine, run_id)
     with transaction(engine) as session:
         assert run_store.claim(session, run.id, OWNER, 30.0) is not None
-        append_event(session, run.tenant_id, run.id, "run.started", {"attempt": 1})
+        append_event(session, run.tenant_id, run.id, RunStarted(attempt=1))
 
 
-def event(engine: Engine, run_id: str | uuid.UUID, type_: str, **data: Any) -> int:
+def event(engine: Engine, run_id: str | uuid.UUID, data: EventData) -> int:
     """Append one event; returns its seq."""
     run = load(engine, run_id)
     with transaction(engine) as session:
-        return append_event(session, run.tenant_id, run.id, type_, data)
+        return append_event(session, run.tenant_id, run.id, data)
 
 
 def finish(
-    engine: Engine, run_id: str | uuid.UUID, status: str = "succeeded", output: str | None = "hi"
+    engine: Engine,
+    run_id: str | uuid.UUID,
+    status: RunStatus = "succeeded",
+    output: str | None = "hi",
 ) -> None:
     """End a claimed run (the answer message and the final event)."""
     with transaction(engine) as session:

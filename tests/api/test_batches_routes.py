@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from agents.batches import lifecycle as batches
+from agents.records import RunStatus
 from agents.runs import store as run_store
 from agents.worker.queue import RunQueue, make_celery
 from api.app import create_app
@@ -45,7 +46,7 @@ def end(
     engine: Engine,
     queue: RecordingQueue,
     run_id: uuid.UUID,
-    status: str = "succeeded",
+    status: RunStatus = "succeeded",
     *,
     output: str | None = "done",
     error: dict[str, Any] | None = None,

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, OperationalError
 
+from agents.runs.events import MessageDelta, StepStarted
 from api import streaming
 from api.events_hub import EventHub
 from core.db import transaction
@@ -75,8 +76,8 @@ def _finished_run(engine: Engine, client: TestClient, auth: Headers, session_id:
     5 message, 6 run.succeeded."""
     run_id = _start_run(client, auth, session_id)
     support.start(engine, run_id)
-    support.event(engine, run_id, "step.started", step=1)
-    support.event(engine, run_id, "message.delta", step=1, delta="hel")
+    support.event(engine, run_id, StepStarted(step=1, attempt=1))
+    support.event(engine, run_id, MessageDelta(step=1, attempt=1, delta="hel"))
     support.finish(engine, run_id, output="hello")
     return run_id
 
@@ -108,7 +109,7 @@ def test_full_replay_of_a_finished_run(
         (6, "run.succeeded"),
     ]
     assert all(e.data is not None and e.data["run_id"] == run_id for e in events)
-    assert events[3].data == {"run_id": run_id, "step": 1, "delta": "hel"}
+    assert events[3].data == {"run_id": run_id, "step": 1, "attempt": 1, "delta": "hel"}
     assert events[4].data is not None
     assert events[4].data["content"] == "hello"
     assert events[5].data is not None
@@ -158,7 +159,7 @@ def _tail_while_working(
         support.start(engine, run_id)
         for i in range(3):
             time.sleep(0.1)
-            support.event(engine, run_id, "message.delta", step=1, delta=f"t{i}")
+            support.event(engine, run_id, MessageDelta(step=1, attempt=1, delta=f"t{i}"))
         support.finish(engine, run_id, output="t0t1t2")
 
     worker = threading.Thread(target=work)

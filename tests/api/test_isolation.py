@@ -18,6 +18,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from agents.runs.events import StepStarted
 from core.db import transaction
 from tests.api import support
 from tests.api.support import Headers
@@ -239,7 +240,7 @@ def _resources(
     messages = f"/v1/sessions/{chat['id']}/messages"
     finished = _ok(client.post(messages, json={"content": f"{marker} first"}, headers=headers))
     support.start(engine, finished["id"])
-    support.event(engine, finished["id"], "step.started", step=1, attempt=1)
+    support.event(engine, finished["id"], StepStarted(step=1, attempt=1))
     support.finish(engine, finished["id"], output=f"{marker} answer")
     queued = _ok(client.post(messages, json={"content": f"{marker} second"}, headers=headers))
     memory_content = f"{marker}: Ann is allergic to peanuts."

@@ -14,6 +14,7 @@ from agentmill.retry import RetryPolicy
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from agents.runs.events import MessageDelta
 from api.app import create_app
 from core.config import Settings
 from core.db import transaction
@@ -129,7 +130,7 @@ def test_a_stream_counts_as_one_request(
     run = client.post(f"/v1/sessions/{chat}/messages", json={"content": "hi"}, headers=auth)
     support.start(engine, run.json()["id"])
     for i in range(5):
-        support.event(engine, run.json()["id"], "message.delta", step=1, attempt=1, delta=str(i))
+        support.event(engine, run.json()["id"], MessageDelta(step=1, attempt=1, delta=str(i)))
     support.finish(engine, run.json()["id"])
     events = client.get(f"/v1/runs/{run.json()['id']}/events", headers=auth)
     assert events.status_code == 200

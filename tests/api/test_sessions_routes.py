@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from agents.runs.events import MessageDelta
 from api.schemas.common import encode_cursor
 from api.schemas.sessions import MAX_MESSAGE_SEQ
 from tests.api import support
@@ -386,7 +387,7 @@ def test_deleting_a_session_removes_everything_under_it_and_counts_it(
     for sid in (doomed, kept):
         run = _post(client, sid, auth, content=f"hello from {sid}").json()
         support.start(engine, run["id"])
-        support.event(engine, run["id"], "message.delta", text="he")
+        support.event(engine, run["id"], MessageDelta(step=1, attempt=1, delta="he"))
         support.finish(engine, run["id"], output=f"answer in {sid}")
         runs.append(run["id"])
         memory = {"content": f"episode of {sid}", "session_id": sid, "kind": "episodic"}

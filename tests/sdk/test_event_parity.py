@@ -1,19 +1,40 @@
-"""The server's run event types and the SDK's typed events stay in step: every type a run can
-emit parses into its own SDK model (not `UnknownEvent`), and the SDK knows no type the server
-never sends."""
+"""The server's run events and the SDK's typed events stay in step: the same types, the same
+fields (required where the server always sends them), and every payload the server writes
+parses into its own SDK model (not `UnknownEvent`) with its values intact."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
-from typing import Any
 
 import pytest
+from agentmill.events import EVENT_MODELS as SDK_MODELS
 from agentmill.events import EVENT_TYPES as SDK_TYPES
 from agentmill.events import TERMINAL_TYPES as SDK_TERMINAL
 from agentmill.events import UnknownEvent, parse_event
 
-from agents.runs.events import EVENT_TYPES, TERMINAL_TYPES, append_event
+from agents.runs.events import (
+    EVENT_DATA,
+    EVENT_TYPES,
+    TERMINAL_TYPES,
+    Answer,
+    EventData,
+    MessageDelta,
+    RunFinished,
+    RunQueued,
+    RunReleased,
+    RunStarted,
+    RunUsage,
+    RunWaiting,
+    StepStarted,
+    ToolCalled,
+    ToolFinished,
+    event_json,
+)
+
+SDK_BASE = {"id", "type"}
+"""Fields of every SDK event that are not the data's: the SSE id and event name."""
 
 
 def test_the_sdk_types_every_server_event_and_no_other() -> None:
@@ -21,32 +42,51 @@ def test_the_sdk_types_every_server_event_and_no_other() -> None:
     assert set(SDK_TERMINAL) == set(TERMINAL_TYPES)
 
 
-# One real payload per type, as the server writes it (agents/runs/*.py, docs/agents.md).
-_USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "cost_usd": 0.0}
-_FINAL = {"status": "x", "stop_reason": "answer", "steps": 1, "usage": _USAGE, "error": None}
-PAYLOADS: dict[str, dict[str, Any]] = {
-    "run.queued": {"session_id": str(uuid.uuid4())},
-    "run.started": {"attempt": 1},
-    "step.started": {"step": 0, "attempt": 1},
-    "message.delta": {"step": 0, "attempt": 1, "delta": "Hel"},
-    "tool.call": {"step": 0, "call_id": "c1", "name": "calculator", "arguments": '{"x": 1}'},
-    "tool.result": {"step": 0, "call_id": "c1", "result": "2", "is_error": False},
-    "message": {"message_id": str(uuid.uuid4()), "content": "Hello"},
-    "run.waiting": {"reason": "model_down", "message": "m", "retry_in_s": 1.5, "attempt": 1},
-    "run.released": {"reason": "model_down", "message": "m", "attempt": 1},
-    **{kind: {**_FINAL, "status": kind.removeprefix("run.")} for kind in TERMINAL_TYPES},
-}
-
-
 @pytest.mark.parametrize("kind", sorted(EVENT_TYPES))
-def test_each_server_event_parses_into_its_typed_model(kind: str) -> None:
-    data = json.dumps({"run_id": str(uuid.uuid4()), **PAYLOADS[kind]})
-    event = parse_event(7, kind, data)
+def test_each_type_has_the_same_fields_on_both_sides(kind: str) -> None:
+    server = {f.name: f for f in dataclasses.fields(EVENT_DATA[kind])}
+    sdk = {n: f for n, f in SDK_MODELS[kind].model_fields.items() if n not in SDK_BASE}
+    assert set(sdk) == {"run_id", *server}
+    for name, field in server.items():
+        always_sent = field.default is dataclasses.MISSING and field.default_factory is (
+            dataclasses.MISSING
+        )
+        assert sdk[name].is_required() == always_sent, name
+
+
+_USAGE = RunUsage(prompt_tokens=3, completion_tokens=2, cost_usd=0.25)
+_ERROR = {"type": "model_error", "message": "m"}
+SAMPLES: list[EventData] = [
+    RunQueued(session_id=str(uuid.uuid4())),
+    RunQueued(session_id=str(uuid.uuid4()), previous_run_id=str(uuid.uuid4())),
+    RunStarted(attempt=1),
+    StepStarted(step=1, attempt=2),
+    MessageDelta(step=1, attempt=1, delta="Hel"),
+    ToolCalled(step=1, call_id="c1", name="calculator", arguments='{"x": 1}'),
+    ToolFinished(step=1, call_id="c1", result="2", is_error=False),
+    Answer(message_id=str(uuid.uuid4()), content="Hello"),
+    RunWaiting(reason="model_down", message="m", retry_in_s=1.5, attempt=1),
+    RunReleased(reason="model_down", message="m", attempt=1),
+    RunFinished(status="succeeded", stop_reason="answer", steps=1, usage=_USAGE),
+    RunFinished(status="failed", stop_reason="error", steps=2, usage=_USAGE, error=_ERROR),
+    RunFinished(status="cancelled", stop_reason="cancelled", steps=0, usage=_USAGE),
+    RunFinished(status="incomplete", stop_reason="max_steps", steps=8, usage=_USAGE),
+]
+
+
+def test_the_samples_cover_every_type() -> None:
+    assert {sample.TYPE for sample in SAMPLES} == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("data", SAMPLES, ids=lambda d: d.TYPE)
+def test_each_payload_as_stored_parses_into_its_model_with_its_values(data: EventData) -> None:
+    run_id = uuid.uuid4()
+    stored = event_json(run_id, data)
+    event = parse_event(7, data.TYPE, stored)
     assert not isinstance(event, UnknownEvent)
-    assert event.type == kind
-    assert event.terminal == (kind in TERMINAL_TYPES)
-
-
-def test_the_server_refuses_an_event_type_outside_the_list() -> None:
-    with pytest.raises(ValueError, match="unknown run event type"):
-        append_event(None, uuid.uuid4(), uuid.uuid4(), "run.exploded", {})  # type: ignore[arg-type]
+    assert (event.id, event.type, event.run_id) == (7, data.TYPE, run_id)
+    assert event.terminal == (data.TYPE in TERMINAL_TYPES)
+    parsed = event.model_dump(mode="json", exclude=SDK_BASE | {"run_id"})
+    sent = dataclasses.asdict(data)
+    assert parsed == sent  # every field, nested usage included, None where not sent
+    assert json.loads(stored).keys() == {"run_id"} | {k for k, v in sent.items() if v is not None}

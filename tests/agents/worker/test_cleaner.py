@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from agents.records import StepOutput, Usage
 from agents.runs import store as run_store
-from agents.runs.events import append_event
+from agents.runs.events import MessageDelta, RunStarted, StepStarted, append_event
 from agents.tables import RunRow
 from agents.tools.runner import idempotency_key
 from agents.worker.cleaner import LOCK_ID, Cleaned, Cleaner, Retention
@@ -54,10 +54,11 @@ def start(session: Session, world: World, content: str) -> RunRow:
     recorded its one step."""
     run = run_store.create_run(session, world.tenant_id, world.chat.id, content).run
     assert run_store.claim(session, run.id, OWNER, 60.0) is not None
-    append_event(session, world.tenant_id, run.id, "run.started", {"attempt": 1})
-    append_event(session, world.tenant_id, run.id, "step.started", {"step": 1})
+    append_event(session, world.tenant_id, run.id, RunStarted(attempt=1))
+    append_event(session, world.tenant_id, run.id, StepStarted(step=1, attempt=1))
     for n in range(DELTAS_PER_RUN):
-        append_event(session, world.tenant_id, run.id, "message.delta", {"delta": f"w{n} "})
+        delta = MessageDelta(step=1, attempt=1, delta=f"w{n} ")
+        append_event(session, world.tenant_id, run.id, delta)
     row = run_store.owned(session, run.id, OWNER)
     write = run_store.StepWrite(
         step=1,
