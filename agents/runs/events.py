@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from agents.records import Event, RunStatus
+from agents.records import Event, RunStatus, Usage
 from agents.tables import EventRow
 
 NOTIFY_CHANNEL = "agentmill_run_events"
@@ -124,22 +124,14 @@ class RunReleased:
 
 
 @dataclass(frozen=True)
-class RunUsage:
-    """A run's total tokens and cost, as the API shows them."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
-
-
-@dataclass(frozen=True)
 class RunFinished:
     """The run's final event; its type is `run.<status>`."""
 
     status: RunStatus
     stop_reason: str
     steps: int
-    usage: RunUsage
+    usage: Usage
+    """The run's totals (a run does not count cached prompt tokens: they are not sent)."""
     error: dict[str, Any] | None = None
 
     @property
@@ -208,10 +200,17 @@ def append_event(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, data
     return int(seq)
 
 
-def event_json(run_id: uuid.UUID, data: EventData) -> str:
-    """An event's stored data: its fields (those that are None left out) and the run's id."""
+def event_fields(data: EventData) -> dict[str, Any]:
+    """An event's data as stored and sent: its fields, those that are None left out."""
     fields = {k: v for k, v in asdict(data).items() if v is not None}
-    return json.dumps({"run_id": str(run_id), **fields})
+    if isinstance(data, RunFinished):
+        del fields["usage"]["cached_prompt_tokens"]
+    return fields
+
+
+def event_json(run_id: uuid.UUID, data: EventData) -> str:
+    """An event's stored data: its fields and the run's id."""
+    return json.dumps({"run_id": str(run_id), **event_fields(data)})
 
 
 def read_events(

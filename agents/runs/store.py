@@ -43,7 +43,6 @@ from agents.runs.events import (
     RunFinished,
     RunQueued,
     RunReleased,
-    RunUsage,
     ToolCalled,
     ToolFinished,
     append_event,
@@ -558,7 +557,11 @@ def finish(
         session.flush()
         message = agent_store.message_record(row)
         append_event(session, run.tenant_id, run.id, Answer(str(row.id), output))
-    usage = RunUsage(run.prompt_tokens, run.completion_tokens, run.cost_usd)
+    usage = Usage(
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.completion_tokens,
+        cost_usd=run.cost_usd,
+    )
     final = RunFinished(status, stop_reason, run.steps, usage, error)
     append_event(session, run.tenant_id, run.id, final)
     session.flush()

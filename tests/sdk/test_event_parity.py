@@ -14,6 +14,7 @@ from agentmill.events import EVENT_TYPES as SDK_TYPES
 from agentmill.events import TERMINAL_TYPES as SDK_TERMINAL
 from agentmill.events import UnknownEvent, parse_event
 
+from agents.records import Usage
 from agents.runs.events import (
     EVENT_DATA,
     EVENT_TYPES,
@@ -25,11 +26,11 @@ from agents.runs.events import (
     RunQueued,
     RunReleased,
     RunStarted,
-    RunUsage,
     RunWaiting,
     StepStarted,
     ToolCalled,
     ToolFinished,
+    event_fields,
     event_json,
 )
 
@@ -54,7 +55,7 @@ def test_each_type_has_the_same_fields_on_both_sides(kind: str) -> None:
         assert sdk[name].is_required() == always_sent, name
 
 
-_USAGE = RunUsage(prompt_tokens=3, completion_tokens=2, cost_usd=0.25)
+_USAGE = Usage(prompt_tokens=3, completion_tokens=2, cost_usd=0.25)
 _ERROR = {"type": "model_error", "message": "m"}
 SAMPLES: list[EventData] = [
     RunQueued(session_id=str(uuid.uuid4())),
@@ -86,7 +87,6 @@ def test_each_payload_as_stored_parses_into_its_model_with_its_values(data: Even
     assert not isinstance(event, UnknownEvent)
     assert (event.id, event.type, event.run_id) == (7, data.TYPE, run_id)
     assert event.terminal == (data.TYPE in TERMINAL_TYPES)
-    parsed = event.model_dump(mode="json", exclude=SDK_BASE | {"run_id"})
-    sent = dataclasses.asdict(data)
-    assert parsed == sent  # every field, nested usage included, None where not sent
-    assert json.loads(stored).keys() == {"run_id"} | {k for k, v in sent.items() if v is not None}
+    parsed = event.model_dump(mode="json", exclude=SDK_BASE | {"run_id"}, exclude_none=True)
+    assert parsed == event_fields(data)  # every field, nested usage included
+    assert json.loads(stored) == {"run_id": str(run_id), **event_fields(data)}
