@@ -371,6 +371,20 @@ class NewBatchItem:
     """Free JSON object, kept on the item and its runs."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class NewBatch:
+    """A batch to create: inputs run on one agent, each in a session of its own."""
+
+    agent_id: uuid.UUID
+    items: tuple[NewBatchItem, ...]
+    concurrency: int = 4
+    """Most items queued or running at once."""
+    max_attempts: int = 2
+    """Most runs per item (a retryable failure starts another)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Free JSON object, kept on the batch."""
+
+
 @dataclass(frozen=True)
 class BatchCounts:
     """How many items of a batch are in each state."""

@@ -5,15 +5,14 @@ a failed send left queued). The SQL is in agents/batches/store.py and lifecycle.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine
 
 from agents.batches import lifecycle
 from agents.batches import store as batch_store
-from agents.records import Batch, BatchItem, NewBatchItem
+from agents.records import Batch, BatchItem, NewBatch
 from agents.worker.queue import Send, send_committed
 from core.db import transaction
 
@@ -25,27 +24,10 @@ class Batches:
         self.engine = engine
         self.send = send
 
-    def create(
-        self,
-        tenant_id: uuid.UUID,
-        agent_id: uuid.UUID,
-        items: Sequence[NewBatchItem],
-        *,
-        concurrency: int,
-        max_attempts: int,
-        metadata: Mapping[str, Any],
-    ) -> Batch:
+    def create(self, tenant_id: uuid.UUID, new: NewBatch) -> Batch:
         """Write a batch of the tenant's agent, start its first items and send their runs."""
         with transaction(self.engine) as session:
-            batch, started = lifecycle.create_batch(
-                session,
-                tenant_id,
-                agent_id,
-                items,
-                concurrency=concurrency,
-                max_attempts=max_attempts,
-                metadata=metadata,
-            )
+            batch, started = lifecycle.create_batch(session, tenant_id, new)
         send_committed(self.send, started, "batch run")
         return batch
 

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from agents import agent_store
 from agents.batches import store as batch_store
-from agents.records import Batch, NewBatchItem
+from agents.records import Batch, NewBatch
 from agents.runs import lineage
 from agents.runs import store as run_store
 from agents.tables import BatchItemRow, BatchRow
@@ -37,27 +35,12 @@ log = logging.getLogger(__name__)
 
 
 def create_batch(
-    session: Session,
-    tenant_id: uuid.UUID,
-    agent_id: uuid.UUID,
-    items: Sequence[NewBatchItem],
-    *,
-    concurrency: int,
-    max_attempts: int,
-    metadata: Mapping[str, Any],
+    session: Session, tenant_id: uuid.UUID, new: NewBatch
 ) -> tuple[Batch, list[uuid.UUID]]:
     """Write a batch of the tenant's agent and start its first items in the caller's
     transaction; returns it with the runs to send after the commit."""
-    agent_store.hold_agent(session, tenant_id, agent_id)  # NotFound for another tenant's
-    batch_id = batch_store.insert_batch(
-        session,
-        tenant_id,
-        agent_id,
-        items,
-        concurrency=concurrency,
-        max_attempts=max_attempts,
-        metadata=metadata,
-    )
+    agent_store.hold_agent(session, tenant_id, new.agent_id)  # NotFound for another tenant's
+    batch_id = batch_store.insert_batch(session, tenant_id, new)
     started = dispatch(session, batch_id)
     return batch_store.get_batch(session, tenant_id, batch_id), started
 

@@ -10,7 +10,7 @@ run, so an item's outcome is never lost between the run's end and its recording.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from agents.records import (
     BatchItem,
     BatchStatus,
     ItemStatus,
-    NewBatchItem,
+    NewBatch,
     Usage,
 )
 from agents.tables import BatchItemRow, BatchRow, RunRow
@@ -92,27 +92,18 @@ def record_outcome(session: Session, run: RunRow) -> None:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def insert_batch(
-    session: Session,
-    tenant_id: uuid.UUID,
-    agent_id: uuid.UUID,
-    items: Sequence[NewBatchItem],
-    *,
-    concurrency: int,
-    max_attempts: int,
-    metadata: Mapping[str, Any],
-) -> uuid.UUID:
+def insert_batch(session: Session, tenant_id: uuid.UUID, new: NewBatch) -> uuid.UUID:
     """A running batch with its items, all pending; returns its id."""
     batch_id = uuid.uuid4()
     session.add(
         BatchRow(
             id=batch_id,
             tenant_id=tenant_id,
-            agent_id=agent_id,
+            agent_id=new.agent_id,
             status="running",
-            concurrency=concurrency,
-            max_attempts=max_attempts,
-            metadata_=dict(metadata),
+            concurrency=new.concurrency,
+            max_attempts=new.max_attempts,
+            metadata_=dict(new.metadata),
         )
     )
     session.flush()
@@ -128,7 +119,7 @@ def insert_batch(
                 "metadata_": dict(item.metadata),
                 "status": "pending",
             }
-            for position, item in enumerate(items)
+            for position, item in enumerate(new.items)
         ],
     )
     return batch_id

@@ -112,15 +112,7 @@ async def create_batch(
     }
     options = {name: value for name, value in sent.items() if value is not None}
     body = _body(content_type, await request.body(), options)
-    batch = await asyncio.to_thread(
-        batches.create,
-        principal.tenant_id,
-        body.agent_id,
-        [item.item() for item in body.items],
-        concurrency=body.concurrency,
-        max_attempts=body.max_attempts,
-        metadata=body.metadata,
-    )
+    batch = await asyncio.to_thread(batches.create, principal.tenant_id, body.new_batch())
     return BatchPublic.of(batch)
 
 

@@ -10,7 +10,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from agents.records import Batch, BatchCounts, BatchItem, BatchStatus, ItemStatus, NewBatchItem
+from agents.records import (
+    Batch,
+    BatchCounts,
+    BatchItem,
+    BatchStatus,
+    ItemStatus,
+    NewBatch,
+    NewBatchItem,
+)
 from api.schemas.common import Inbound, Metadata, invalid
 from api.schemas.runs import UsagePublic
 from api.schemas.sessions import MAX_MESSAGE_CHARS
@@ -58,6 +66,16 @@ class BatchCreate(BatchOptions):
     """Body of POST /v1/batches as JSON."""
 
     items: list[BatchItemIn] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+    def new_batch(self) -> NewBatch:
+        """The agents layer's form."""
+        return NewBatch(
+            agent_id=self.agent_id,
+            items=tuple(item.item() for item in self.items),
+            concurrency=self.concurrency,
+            max_attempts=self.max_attempts,
+            metadata=self.metadata,
+        )
 
 
 def parse_jsonl(body: bytes) -> list[BatchItemIn]:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from agents import agent_store
 from agents.batches import lifecycle
 from agents.errors import AgentBusy
-from agents.records import ChatSession, MemoryPolicy, NewAgent, NewBatchItem
+from agents.records import ChatSession, MemoryPolicy, NewAgent, NewBatch, NewBatchItem
 from agents.runs import store as run_store
 from agents.tables import MessageRow, RunRow, SessionRow
 from core.db import transaction
@@ -383,11 +383,13 @@ def test_a_batch_racing_an_agent_delete_is_not_found(world: World) -> None:
         lambda session: lifecycle.create_batch(
             session,
             world.tenant_id,
-            world.agent_id,
-            [NewBatchItem("question")],
-            concurrency=1,
-            max_attempts=1,
-            metadata={},
+            NewBatch(
+                agent_id=world.agent_id,
+                items=tuple([NewBatchItem("question")]),
+                concurrency=1,
+                max_attempts=1,
+                metadata={},
+            ),
         ),
     )
     assert isinstance(error, NotFound)

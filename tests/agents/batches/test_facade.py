@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from agents.batches.facade import Batches
-from agents.records import NewBatchItem
+from agents.records import NewBatch, NewBatchItem
 from agents.runs import store as run_store
 from core.db import transaction
 from core.errors import NotFound
@@ -29,7 +29,14 @@ def test_create_sends_the_first_runs_once_they_are_committed(world: World) -> No
 
     batches = Batches(world.engine, send)
     batch = batches.create(
-        world.tenant_id, world.agent_id, _items(5), concurrency=2, max_attempts=1, metadata={}
+        world.tenant_id,
+        NewBatch(
+            agent_id=world.agent_id,
+            items=tuple(_items(5)),
+            concurrency=2,
+            max_attempts=1,
+            metadata={},
+        ),
     )
     assert visible == ["queued", "queued"]
     assert batches.get(world.tenant_id, batch.id).counts.total == 5
@@ -42,7 +49,14 @@ def test_a_failed_send_keeps_the_batch_and_its_queued_runs(world: World) -> None
 
     batches = Batches(world.engine, down)
     batch = batches.create(
-        world.tenant_id, world.agent_id, _items(3), concurrency=3, max_attempts=1, metadata={}
+        world.tenant_id,
+        NewBatch(
+            agent_id=world.agent_id,
+            items=tuple(_items(3)),
+            concurrency=3,
+            max_attempts=1,
+            metadata={},
+        ),
     )
     stored = batches.get(world.tenant_id, batch.id)
     assert stored.status == "running"
@@ -53,7 +67,14 @@ def test_an_unknown_agent_creates_nothing(world: World) -> None:
     batches = Batches(world.engine, world.sent.runs.append)
     with pytest.raises(NotFound):
         batches.create(
-            world.tenant_id, uuid.uuid4(), _items(2), concurrency=1, max_attempts=1, metadata={}
+            world.tenant_id,
+            NewBatch(
+                agent_id=uuid.uuid4(),
+                items=tuple(_items(2)),
+                concurrency=1,
+                max_attempts=1,
+                metadata={},
+            ),
         )
     assert batches.page(world.tenant_id, limit=10, before=None) == []
     assert world.sent.runs == []
@@ -63,7 +84,14 @@ def test_another_tenants_batch_is_not_found(world: World, new_world: WorldFactor
     other = new_world()
     batches = Batches(world.engine, world.sent.runs.append)
     batch = batches.create(
-        world.tenant_id, world.agent_id, _items(1), concurrency=1, max_attempts=1, metadata={}
+        world.tenant_id,
+        NewBatch(
+            agent_id=world.agent_id,
+            items=tuple(_items(1)),
+            concurrency=1,
+            max_attempts=1,
+            metadata={},
+        ),
     )
     with pytest.raises(NotFound):
         batches.get(other.tenant_id, batch.id)

@@ -13,7 +13,7 @@ from agents.batches import lifecycle as batches
 from agents.batches import store as batch_store
 from agents.batches.store import settle
 from agents.errors import INTERNAL_ERROR_MESSAGE
-from agents.records import Batch, BatchItem, CalledTool, NewBatchItem, StepOutput
+from agents.records import Batch, BatchItem, CalledTool, NewBatch, NewBatchItem, StepOutput
 from agents.records import Usage as StepUsage
 from agents.runs import store as run_store
 from agents.runs.store import StepWrite
@@ -40,11 +40,13 @@ def create(
         batch, started = batches.create_batch(
             session,
             world.tenant_id,
-            world.agent_id,
-            items,
-            concurrency=concurrency,
-            max_attempts=max_attempts,
-            metadata={"job": "test"},
+            NewBatch(
+                agent_id=world.agent_id,
+                items=tuple(items),
+                concurrency=concurrency,
+                max_attempts=max_attempts,
+                metadata={"job": "test"},
+            ),
         )
     world.sent.runs.extend(started)
     return batch, started
@@ -324,11 +326,13 @@ def test_a_batch_of_another_tenant_is_not_found(world: World, new_world: WorldFa
         batches.create_batch(
             session,
             other.tenant_id,
-            world.agent_id,
-            [NewBatchItem("hi")],
-            concurrency=1,
-            max_attempts=1,
-            metadata={},
+            NewBatch(
+                agent_id=world.agent_id,
+                items=tuple([NewBatchItem("hi")]),
+                concurrency=1,
+                max_attempts=1,
+                metadata={},
+            ),
         )
 
 

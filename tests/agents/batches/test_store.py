@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agents.batches import store as batch_store
-from agents.records import NewBatchItem
+from agents.records import NewBatch, NewBatchItem
 from agents.runs import store as run_store
 from agents.tables import BatchItemRow, BatchRow, RunRow
 from core.db import transaction
@@ -35,11 +35,13 @@ def new_batch(
         return batch_store.insert_batch(
             session,
             world.tenant_id,
-            world.agent_id,
-            items,
-            concurrency=concurrency,
-            max_attempts=max_attempts,
-            metadata=metadata or {},
+            NewBatch(
+                agent_id=world.agent_id,
+                items=tuple(items),
+                concurrency=concurrency,
+                max_attempts=max_attempts,
+                metadata=metadata or {},
+            ),
         )
 
 
@@ -154,11 +156,13 @@ def test_an_item_the_database_refuses_takes_its_batch_and_siblings_with_it(world
         batch_store.insert_batch(
             session,
             world.tenant_id,
-            world.agent_id,
-            items,
-            concurrency=1,
-            max_attempts=1,
-            metadata={},
+            NewBatch(
+                agent_id=world.agent_id,
+                items=tuple(items),
+                concurrency=1,
+                max_attempts=1,
+                metadata={},
+            ),
         )
     assert _count_batches(world) == (0, 0)
 
@@ -168,11 +172,13 @@ def test_a_batch_of_an_unknown_agent_is_refused(world: World) -> None:
         batch_store.insert_batch(
             session,
             world.tenant_id,
-            uuid.uuid4(),
-            [NewBatchItem("q")],
-            concurrency=1,
-            max_attempts=1,
-            metadata={},
+            NewBatch(
+                agent_id=uuid.uuid4(),
+                items=tuple([NewBatchItem("q")]),
+                concurrency=1,
+                max_attempts=1,
+                metadata={},
+            ),
         )
     assert _count_batches(world) == (0, 0)
 
@@ -431,11 +437,13 @@ def test_pages_over_batches_created_at_the_same_instant_miss_and_repeat_none(
             batch_store.insert_batch(
                 session,
                 world.tenant_id,
-                world.agent_id,
-                [NewBatchItem("q")],
-                concurrency=1,
-                max_attempts=1,
-                metadata={},
+                NewBatch(
+                    agent_id=world.agent_id,
+                    items=tuple([NewBatchItem("q")]),
+                    concurrency=1,
+                    max_attempts=1,
+                    metadata={},
+                ),
             )
             for _ in range(5)
         ]
