@@ -18,6 +18,7 @@ from agents.records import (
     ACTIVE_STATUSES,
     Agent,
     AgentChanges,
+    ApprovalPolicy,
     ChatSession,
     MemoryPolicy,
     Message,
@@ -40,6 +41,7 @@ def _agent(row: AgentRow) -> Agent:
         memory=MemoryPolicy.from_json(dict(row.memory)),
         max_steps=row.max_steps,
         tool_choice=_tool_choice(row.tool_choice),
+        approval=ApprovalPolicy.from_json(dict(row.approval)),
         temperature=row.temperature,
         metadata=dict(row.metadata_),
         created_at=row.created_at,
@@ -81,6 +83,8 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
     columns = dict(values)
     if "memory" in columns:
         columns["memory"] = columns["memory"].as_json()
+    if "approval" in columns:
+        columns["approval"] = columns["approval"].as_json()
     if "tools" in columns:
         columns["tools"] = list(columns["tools"])
     if "metadata" in columns:

@@ -12,8 +12,11 @@ from typing import Any, Literal
 from inference.client.model_client import Usage as Usage
 
 ToolChoice = Literal["auto", "required", "none"]
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "incomplete"]
-ACTIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running")
+RunStatus = Literal[
+    "queued", "running", "requires_action", "succeeded", "failed", "cancelled", "incomplete"
+]
+ACTIVE_STATUSES: tuple[RunStatus, ...] = ("queued", "running", "requires_action")
+"""Not ended: a session's later runs wait behind these (`requires_action` holds no worker)."""
 FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "cancelled", "incomplete")
 
 
@@ -55,6 +58,37 @@ class MemoryPolicy:
         return cls(**values, blocks=tuple(blocks) if blocks is not None else None)
 
 
+APPROVE_ALL = "*"
+"""In ApprovalPolicy.tools: every tool needs approval."""
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """Which of an agent's tool calls wait for a human's approval before they run."""
+
+    tools: tuple[str, ...] = ()
+    """Tool names that need approval; `*` (APPROVE_ALL): every tool."""
+    timeout_s: int = 86_400
+    """How long a run waits for a decision; then its pending calls are denied."""
+
+    def needs_approval(self, tool: str) -> bool:
+        """Whether a call of this tool waits for a human."""
+        return APPROVE_ALL in self.tools or tool in self.tools
+
+    def as_json(self) -> dict[str, Any]:
+        """The jsonb form stored on the agent."""
+        return {"tools": list(self.tools), "timeout_s": self.timeout_s}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ApprovalPolicy:
+        """Inverse of `as_json`; missing keys take their defaults."""
+        default = cls()
+        return cls(
+            tools=tuple(raw.get("tools", default.tools)),
+            timeout_s=int(raw.get("timeout_s", default.timeout_s)),
+        )
+
+
 _POLICY_FIELDS = (
     "recall_k",
     "history_messages",
@@ -83,6 +117,8 @@ class NewAgent:
     tool_choice: ToolChoice = "auto"
     """The first step's tool choice: `required` makes the model start with a tool call (the
     later steps are `auto`, so it can answer); `none` never offers tools."""
+    approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
+    """Which tool calls wait for a human before they run."""
     temperature: float | None = None
     """Sampling temperature; None: the model's default."""
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -124,6 +160,7 @@ class AgentChanges:
     tools: tuple[str, ...] | Unset = UNSET
     memory: MemoryPolicy | Unset = UNSET
     tool_choice: ToolChoice | Unset = UNSET
+    approval: ApprovalPolicy | Unset = UNSET
     temperature: float | Unset | None = UNSET
     metadata: dict[str, Any] | Unset = UNSET
 
@@ -188,7 +225,8 @@ class Run:
     agent_id: uuid.UUID
     """The agent."""
     status: RunStatus
-    """queued, running, succeeded, failed, cancelled or incomplete (see stop_reason)."""
+    """queued, running, requires_action (waiting for a human), succeeded, failed, cancelled
+    or incomplete (see stop_reason)."""
     input: str
     """The user message."""
     output: str | None
@@ -222,6 +260,8 @@ class Run:
     """The failed run this one continues (a batch item's retry), if any."""
     lineage_id: uuid.UUID | None = None
     """The first run of that chain; None: this run is the first."""
+    required_action: RequiredAction | None = None
+    """What a `requires_action` run waits for; None in every other status."""
 
     @property
     def finished(self) -> bool:
@@ -256,6 +296,48 @@ class ToolCallRecord:
     """When its tool was first started; set without a result, the call may have had effects."""
     starts: int = 0
     """How many times its tool was started (more than 1: an idempotent call re-run)."""
+    approval: ApprovalState | None = None
+    """None: the call needs no approval; else where its human decision stands."""
+    approval_message: str | None = None
+    """A denial's reason for the model, or the note given with an approval."""
+
+
+ApprovalState = Literal["pending", "approved", "denied"]
+ApprovalDecision = Literal["approve", "deny", "edit"]
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """A tool call waiting for a human's decision."""
+
+    call_id: str
+    name: str
+    arguments: str
+    """As the model wrote them (JSON text)."""
+    parameters: dict[str, Any]
+    """The tool's JSON schema of its arguments (an edit is checked against it)."""
+
+
+@dataclass(frozen=True)
+class RequiredAction:
+    """What a run in `requires_action` waits for: decisions on these calls of its step."""
+
+    step: int
+    calls: tuple[PendingCall, ...]
+    expires_at: datetime
+    """When the pending calls are denied for want of a decision."""
+
+
+@dataclass(frozen=True)
+class CallDecision:
+    """A human's decision on one pending call."""
+
+    call_id: str
+    decision: ApprovalDecision
+    arguments: str | None = None
+    """An edit's replacement arguments (JSON text), already checked against the schema."""
+    message: str | None = None
+    """For the model: why it was denied, or a note with the approval."""
 
 
 StepDecision = Literal["final", "tools", "tool_error", "empty", "max_steps", "failed"]

@@ -1,6 +1,6 @@
-"""Table models of the agents layer. The DDL lives in migrations 0004, 0006 (batches) and 0009
-(outage yields, lineage, started tool calls); these mappings only describe the columns to
-SQLAlchemy."""
+"""Table models of the agents layer. The DDL lives in migrations 0004, 0006 (batches), 0009
+(outage yields, lineage, started tool calls) and 0013 (tool approval); these mappings only
+describe the columns to SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class AgentRow(Base):
     memory: Mapped[dict[str, Any]] = mapped_column(JSONB)
     max_steps: Mapped[int]
     tool_choice: Mapped[str] = mapped_column(String(16), server_default="auto")
+    approval: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     temperature: Mapped[float | None]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
     created_at: Mapped[datetime] = _created()
@@ -96,6 +97,7 @@ class RunRow(Base):
     enqueued_at: Mapped[datetime] = _created()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    action_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class MessageRow(Base):
@@ -153,6 +155,9 @@ class ToolCallRow(Base):
     is_error: Mapped[bool] = mapped_column(server_default="false")
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     starts: Mapped[int] = mapped_column(server_default="0")
+    approval: Mapped[str | None] = mapped_column(String(16))
+    approval_message: Mapped[str | None] = mapped_column(Text)
+    parameters: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

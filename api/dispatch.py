@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from agents.batches import lifecycle as batches
-from agents.records import Run
+from agents.records import CallDecision, Run
+from agents.runs import approvals
 from agents.runs import store as run_store
 from agents.runs.store import NewRun
 from agents.worker.queue import RunSender, send_committed
@@ -69,4 +70,21 @@ def cancel_run(engine: Engine, queue: RunSender, tenant_id: uuid.UUID, run_id: u
             batches.advance(engine, run.batch_id, queue.enqueue_run)
         except Exception:
             log.exception("batch %s not advanced; the sweeper will", run.batch_id)
+    return run
+
+
+def approve(
+    engine: Engine,
+    queue: RunSender,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    decisions: list[CallDecision],
+) -> Run:
+    """Record decisions on a waiting run's calls; once none is pending, the run is queued
+    and sent (after the commit) to any worker."""
+    with transaction(engine) as session:
+        resumed = approvals.decide(session, tenant_id, run_id, decisions)
+        run = run_store.get_run(session, tenant_id, run_id)
+    if resumed:
+        send_committed(queue.enqueue_run, [run_id])
     return run

@@ -145,14 +145,15 @@ async def wait_for_end(
     *,
     gone: Callable[[], Awaitable[bool]] | None = None,
 ) -> Run:
-    """The run once it has ended, or as it is after `within_s` seconds, or when `gone` says
-    the client has left (nobody is waiting for the answer any more)."""
+    """The run once it has ended or waits for a human's approval, or as it is after `within_s`
+    seconds, or when `gone` says the client has left (nobody is waiting for the answer)."""
     deadline = time.monotonic() + within_s
     with hub.subscribe(run_id) as sub:
         while True:
             run = await hub.read(_get_run, engine, tenant_id, run_id)
             remaining = deadline - time.monotonic()
-            if run.finished or remaining <= 0 or (gone is not None and await gone()):
+            settled = run.finished or run.status == "requires_action"
+            if settled or remaining <= 0 or (gone is not None and await gone()):
                 return run
             await sub.wait(min(POLL_S, remaining))
 

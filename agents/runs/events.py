@@ -11,7 +11,8 @@ Types, in the order a run produces them:
   a step retried after a crash streams again), tool.call, tool.result, message (the answer),
   then exactly one of run.succeeded, run.failed, run.cancelled, run.incomplete. During an
   outage: run.waiting before each retry of the model, run.released when an attempt hands the
-  run back.
+  run back. A call that needs a human: run.requires_action (the run waits, no worker holds
+  it), then one tool.approval per decision, then run.started again.
 
 Each type's data is a dataclass here (`append_event` takes nothing else, so mypy checks every
 payload the server writes), and tests/sdk/test_event_parity.py keeps the SDK's typed events
@@ -28,7 +29,7 @@ from typing import Any, ClassVar, Literal
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from agents.records import Event, RunStatus, Usage
+from agents.records import ApprovalDecision, Event, PendingCall, RunStatus, Usage
 from agents.tables import EventRow
 
 NOTIFY_CHANNEL = "agentmill_run_events"
@@ -124,6 +125,31 @@ class RunReleased:
 
 
 @dataclass(frozen=True)
+class RunRequiresAction:
+    """The run waits for a human's decision on these calls of the step (POST
+    /v1/runs/{id}/approvals), until `expires_at` (ISO 8601); no worker holds it meanwhile."""
+
+    TYPE: ClassVar[str] = "run.requires_action"
+    step: int
+    calls: list[PendingCall]
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class ToolApproval:
+    """A decision on a pending call: approve, deny or edit (with the replacement arguments);
+    `expired`: no human decided in time and the call was denied."""
+
+    TYPE: ClassVar[str] = "tool.approval"
+    step: int
+    call_id: str
+    decision: ApprovalDecision
+    arguments: str | None = None
+    message: str | None = None
+    expired: bool = False
+
+
+@dataclass(frozen=True)
 class RunFinished:
     """The run's final event; its type is `run.<status>`."""
 
@@ -149,6 +175,8 @@ EventData = (
     | Answer
     | RunWaiting
     | RunReleased
+    | RunRequiresAction
+    | ToolApproval
     | RunFinished
 )
 """The data of a run event: one dataclass per type."""
@@ -157,6 +185,7 @@ TERMINAL_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run
 EVENT_DATA: dict[str, type[EventData]] = {
     **{kind.TYPE: kind for kind in (RunQueued, RunStarted, StepStarted, MessageDelta)},
     **{kind.TYPE: kind for kind in (ToolCalled, ToolFinished, Answer, RunWaiting, RunReleased)},
+    **{kind.TYPE: kind for kind in (RunRequiresAction, ToolApproval)},
     **dict.fromkeys(TERMINAL_TYPES, RunFinished),
 }
 """Each type a run event may have, with the class of its data."""

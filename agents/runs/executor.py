@@ -40,6 +40,7 @@ from agents.records import (
     StepOutput,
     Usage,
 )
+from agents.runs import approvals
 from agents.runs.context_builder import ContextBuilder
 from agents.runs.decide import (
     Decision,
@@ -165,7 +166,10 @@ class RunExecutor:
             self._conclude(journal, agent, chat, steps[-1])  # died between deciding and ending
             return
         if steps and steps[-1].decision == "tools":
-            steps[-1] = run_tool_calls(journal, steps[-1], tools, ctx)
+            acted = self._act(journal, agent, steps[-1], tools, ctx)
+            if acted is None:
+                return
+            steps[-1] = acted
         calls = ModelCalls(journal, self.s.model)
         builder = ContextBuilder(self.s, journal, calls, agent, chat)
         last = steps[-1] if steps else None
@@ -197,12 +201,29 @@ class RunExecutor:
             decision = decide(state, output, tools)
             step = journal.record_step(_step_write(state, messages, output, decision, model_ms))
             if isinstance(decision, RunTools):
-                step = run_tool_calls(journal, step, tools, ctx)
+                acted = self._act(journal, agent, step, tools, ctx)
+                if acted is None:
+                    return
+                step = acted
             steps.append(step)
             if not isinstance(decision, RunTools | ToolArgumentError | EmptyOutput):
                 self._conclude(journal, agent, chat, step)
                 return
             state = advance(state, decision)
+
+    def _act(
+        self, journal: RunJournal, agent: Agent, step: Step, tools: ToolRegistry, ctx: ToolContext
+    ) -> Step | None:
+        """Run the step's calls, or, while some wait for a human's decision, stop the attempt
+        in `requires_action` (None)."""
+        waiting = approvals.undecided(step, agent.approval)
+        if waiting:
+            schemas = {c.name: tools.get(c.name).parameters for c in waiting if c.name in tools}
+            pending = approvals.pending_calls(waiting, schemas)
+            journal.require_action(step.step, pending, agent.approval.timeout_s)
+            log.info("run %s: %d tool call(s) wait for approval", journal.run.id, len(pending))
+            return None
+        return run_tool_calls(journal, step, tools, ctx)
 
     def _conclude(self, journal: RunJournal, agent: Agent, chat: ChatSession, step: Step) -> None:
         """End the run as its last persisted step decided."""

@@ -74,7 +74,7 @@ _CLAIMABLE = """
            SELECT 1 FROM runs e
             WHERE e.session_id = r.session_id
               AND e.created_at < r.created_at
-              AND e.status IN ('queued', 'running'))"""
+              AND e.status IN ('queued', 'running', 'requires_action'))"""
 
 # What run_store.claim could take, as a few candidates per tenant (and the ticket's own run).
 _HEADS = f"""

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy.orm import Session
 
 from agents import agent_store
-from agents.records import Agent, ChatSession, Run, RunStatus, Step, ToolCallRecord
-from agents.runs import fair_claim
+from agents.records import Agent, ChatSession, PendingCall, Run, RunStatus, Step, ToolCallRecord
+from agents.runs import approvals, fair_claim
 from agents.runs import store as run_store
 from agents.runs.events import MessageDelta, RunStarted, RunWaiting, StepStarted, append_event
 from agents.runs.lease import RunLease
@@ -157,6 +157,11 @@ class RunJournal:
             return run_store.next_queued(session, row.session_id), row.batch_id
 
         return self.write(finish)
+
+    def require_action(self, step: int, calls: list[PendingCall], timeout_s: int) -> None:
+        """Stop to wait for a human's decision on these calls (run.requires_action): the run
+        leaves this worker, and a decision, or the wait's expiry, queues it again."""
+        self.write(lambda session, row: approvals.pause(session, row, step, calls, timeout_s))
 
     def hand_back(self, outage: Outage) -> None:
         """Stop on purpose after a model outage outlasted its retries (run.released): the run

@@ -14,7 +14,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -28,6 +28,7 @@ from agents.batches import store as batch_store
 from agents.errors import IdempotencyKeyReused, LeaseLost, SessionBusy
 from agents.records import (
     ACTIVE_STATUSES,
+    ApprovalState,
     CalledTool,
     Message,
     Run,
@@ -38,6 +39,7 @@ from agents.records import (
     ToolCallRecord,
     Usage,
 )
+from agents.runs import approvals
 from agents.runs.events import (
     Answer,
     RunFinished,
@@ -263,7 +265,15 @@ def get_run(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
     row = session.scalar(select(RunRow).where(RunRow.id == run_id, RunRow.tenant_id == tenant_id))
     if row is None:
         raise NotFound("run", str(run_id))
-    return run_record(row)
+    return _with_action(session, row)
+
+
+def _with_action(session: Session, row: RunRow) -> Run:
+    """The run, with what it waits for when it waits for a human."""
+    run = run_record(row)
+    if row.status != "requires_action":
+        return run
+    return replace(run, required_action=approvals.required_action(session, row))
 
 
 def load_run(session: Session, run_id: uuid.UUID) -> Run | None:
@@ -288,7 +298,7 @@ def list_runs(
         query = query.where(tuple_(RunRow.created_at, RunRow.id) < tuple_(*before))
     order = (RunRow.created_at.desc(), RunRow.id.desc())
     rows = session.scalars(query.order_by(*order).limit(limit)).all()
-    return [run_record(row) for row in rows]
+    return [_with_action(session, row) for row in rows]
 
 
 def claim(session: Session, run_id: uuid.UUID, owner: str, lease_s: float) -> Run | None:
@@ -365,11 +375,19 @@ def _step(row: StepRow, calls: Sequence[ToolCallRow]) -> Step:
                 c.is_error,
                 c.started_at,
                 c.starts,
+                _approval_state(c.approval),
+                c.approval_message,
             )
             for c in sorted(calls, key=lambda c: c.position)
         ),
         created_at=row.created_at,
     )
+
+
+def _approval_state(value: str | None) -> ApprovalState | None:
+    if value in ("pending", "approved", "denied"):
+        return cast(ApprovalState, value)
+    return None
 
 
 def load_steps(session: Session, run_id: uuid.UUID) -> list[Step]:
@@ -571,15 +589,16 @@ def finish(
 
 
 def request_cancel(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
-    """Ask a run to stop. A queued run ends at once; a running one at its worker's next check;
-    a finished one is left as it is (cancel is idempotent)."""
+    """Ask a run to stop. A queued run, or one waiting for approval, ends at once; a running
+    one at its worker's next check; a finished one is left as it is (cancel is idempotent)."""
     row = session.scalar(
         select(RunRow).where(RunRow.id == run_id, RunRow.tenant_id == tenant_id).with_for_update()
     )
     if row is None:
         raise NotFound("run", str(run_id))
-    if row.status == "queued":
+    if row.status in ("queued", "requires_action"):  # no worker holds it: it ends here
         row.cancel_requested = True
+        row.action_expires_at = None
         finish(session, row, "cancelled", stop_reason="cancelled")
     elif row.status == "running":
         row.cancel_requested = True

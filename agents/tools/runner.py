@@ -10,6 +10,10 @@ any other gets OUTCOME_UNKNOWN as its result, an error the model reads, and is n
 A sync tool other than the memory tools runs on the portal's `ToolThreads`, so deployer tools
 that hang (a thread cannot be stopped) never take the threads the memory tools run on, and
 once too many have hung, further calls are refused with a tool error instead of waiting.
+
+A call its agent's approval policy names runs only once a human approved it (perhaps with
+edited arguments, which the model is told of); a denied one is answered with the denial
+(agents/runs/approvals.py) and never runs.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from agents.errors import ToolError, UnknownTool
 from agents.records import Run, Step, ToolCallRecord
+from agents.runs import approvals
 from agents.runs.journal import RunJournal
 from agents.runs.portal import ToolThreads
 from agents.tools.context import ToolContext
@@ -63,10 +68,23 @@ def run_tool_calls(journal: RunJournal, step: Step, tools: ToolRegistry, ctx: To
     for call in step.tool_calls:
         if call.result is None:
             result, is_error = _execute(journal, step.step, call, tools, ctx)
-            call = replace(call, result=result, is_error=is_error)
+            call = replace(call, result=_reviewed(step, call, result), is_error=is_error)
             journal.record_tool_result(step.step, call)
         done.append(call)
     return replace(step, tool_calls=tuple(done))
+
+
+def _reviewed(step: Step, call: ToolCallRecord, result: str) -> str:
+    """The result of an approved call, telling the model what the reviewer changed or said."""
+    if call.approval != "approved":
+        return result
+    asked = next((c.arguments for c in step.output.tool_calls if c.id == call.call_id), None)
+    notes = []
+    if asked is not None and asked != call.arguments:
+        notes.append(f"a human reviewer changed the arguments to {call.arguments}")
+    if call.approval_message:
+        notes.append(f"the reviewer's note: {call.approval_message}")
+    return "\n".join([result, *(f"({note})" for note in notes)])
 
 
 def _execute(
@@ -74,6 +92,8 @@ def _execute(
 ) -> tuple[str, bool]:
     """The call's result and whether it is an error."""
     run = journal.run
+    if call.approval == "denied":
+        return approvals.denial(call), True
     tool = tools.get(call.name) if call.name in tools else None
     if call.started_at is not None and (tool is None or not tool.idempotent):
         log.warning(

@@ -8,7 +8,8 @@ Every worker calls `sweep_once` periodically (agents.worker.main); `FOR UPDATE S
 the re-stamped `enqueued_at` keep several workers from sending one run twice in an interval, and
 a duplicate message is harmless anyway: only one worker can claim a run. It also advances
 batches that should admit items but were not advanced when one of their runs ended
-(agents/batches/lifecycle.py).
+(agents/batches/lifecycle.py), and queues runs whose wait for a human's approval expired, their
+pending calls denied (agents/runs/approvals.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from sqlalchemy import Engine
 
 from agents.batches import lifecycle as batches
+from agents.runs import approvals
 from agents.runs import store as run_store
 from agents.worker.queue import RunSender
 from core.db import transaction
@@ -38,11 +40,15 @@ def sweep_once(engine: Engine, queue: RunSender, interval_s: float) -> int:
             resend_after_s=interval_s,
             queued_after_s=max(QUEUED_RESEND_S, 6 * interval_s),
         )
-    for run_id in due:
+    with transaction(engine) as session:
+        expired = approvals.expire_due(session)
+    for run_id in [*due, *expired]:
         queue.enqueue_run(run_id)
     if due:
         log.info("sweeper re-queued %d run(s): %s", len(due), ", ".join(map(str, due)))
+    if expired:
+        log.info("sweeper denied the pending calls of %d run(s) whose wait expired", len(expired))
     started = batches.sweep(engine, queue.enqueue_run)
     if started:
         log.info("sweeper started %d run(s) of stalled batches", started)
-    return len(due) + started
+    return len(due) + len(expired) + started

@@ -1,4 +1,4 @@
-"""Runs: state, steps, the event stream (SSE), cancel."""
+"""Runs: state, steps, the event stream (SSE), cancel, approvals of tool calls."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from api.deps import (
     RunsDep,
 )
 from api.schemas.common import Page
-from api.schemas.runs import MAX_EVENT_SEQ, RunPublic, StepPublic
+from api.schemas.runs import MAX_EVENT_SEQ, ApprovalsCreate, RunPublic, StepPublic
 from api.streaming import fetch_run, sse_response
 from core.web.errors import error_responses
 
@@ -79,3 +79,21 @@ def cancel_run(
     """Stop a run: a queued one ends now (`cancelled`), a running one at its worker's next
     check (`cancel_requested` is true until then); a finished one is returned unchanged."""
     return RunPublic.of(dispatch.cancel_run(engine, queue, principal.tenant_id, run_id))
+
+
+@router.post("/{run_id}/approvals", responses=error_responses(409))
+def approve_calls(
+    principal: PrincipalDep,
+    run_id: RunId,
+    body: ApprovalsCreate,
+    runs: RunsDep,
+    engine: EngineDep,
+    queue: RunQueueDep,
+) -> RunPublic:
+    """Decide on the tool calls a `requires_action` run waits for: approve, deny (with a
+    message for the model) or edit (replacement arguments, checked against the tool's schema:
+    422 when they do not fit). The run goes on, on any worker, once none is pending. A run not
+    waiting, or a call decided already, is 409; another tenant's run or an unknown call 404."""
+    action = runs.get(principal.tenant_id, run_id).required_action
+    decisions = body.checked(action)
+    return RunPublic.of(dispatch.approve(engine, queue, principal.tenant_id, run_id, decisions))

@@ -174,9 +174,10 @@ async def post_message(
     guards: GuardsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Send a user message: 202 with the queued run; `wait` answers when it ends (200) or at
-    `timeout_s` (202); `stream` answers with its events (SSE). A `stream` or `wait` of a tenant
-    holding its most open streams and waits gets 429 before any run is made."""
+    """Send a user message: 202 with the queued run; `wait` answers when it ends or waits for
+    a tool call's approval (200) or at `timeout_s` (202); `stream` answers with its events
+    (SSE). A `stream` or `wait` of a tenant holding its most open streams and waits gets 429
+    before any run is made."""
     following = body.stream or body.wait
     slot = guards.followers.acquire(principal.tenant_id) if following else None
     try:
@@ -205,7 +206,8 @@ async def post_message(
                 body.timeout_s,
                 gone=request.is_disconnected,
             )
-            code = status.HTTP_200_OK if run.finished else status.HTTP_202_ACCEPTED
+            settled = run.finished or run.status == "requires_action"
+            code = status.HTTP_200_OK if settled else status.HTTP_202_ACCEPTED
         else:
             code = status.HTTP_202_ACCEPTED if new.created else status.HTTP_200_OK
     finally:

@@ -1,15 +1,23 @@
-"""Agent bodies: AgentCreate, AgentUpdate (PATCH), AgentPublic, and the memory policy's."""
+"""Agent bodies: AgentCreate, AgentUpdate (PATCH), AgentPublic, and the memory and approval
+policies'."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from agents.records import Agent, AgentChanges, MemoryPolicy, NewAgent, ToolChoice
+from agents.records import (
+    Agent,
+    AgentChanges,
+    ApprovalPolicy,
+    MemoryPolicy,
+    NewAgent,
+    ToolChoice,
+)
 from api.schemas.common import Inbound, Metadata, invalid
 from core.config import Settings
 
@@ -82,6 +90,55 @@ class MemoryPolicyPublic(BaseModel):
         return cls.model_validate(policy.as_json())
 
 
+class ApprovalPolicyIn(Inbound):
+    """Which tool calls wait for a human's approval (every field optional, with its default)."""
+
+    tools: list[ToolName | Literal["*"]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Tool names whose calls need approval; `*`: every tool.",
+    )
+    timeout_s: int = Field(
+        default=86_400,
+        ge=10,
+        le=30 * 86_400,
+        description="How long a run waits for a decision; then its pending calls are denied.",
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def tools_unique(cls, value: list[str]) -> list[str]:
+        """Refuse a name listed twice."""
+        return _unique(value) or []
+
+    def policy(self) -> ApprovalPolicy:
+        """The agents layer's form."""
+        return ApprovalPolicy(tools=tuple(self.tools), timeout_s=self.timeout_s)
+
+
+class ApprovalPolicyPatch(ApprovalPolicyIn):
+    """A partial approval policy: the fields sent replace the agent's, the rest stay."""
+
+    def apply(self, current: ApprovalPolicy) -> ApprovalPolicy:
+        """`current` with the sent fields replaced."""
+        changes = self.model_dump(exclude_unset=True)
+        if "tools" in changes:
+            changes["tools"] = tuple(changes["tools"])
+        return dataclasses.replace(current, **changes)
+
+
+class ApprovalPolicyPublic(BaseModel):
+    """An agent's approval policy."""
+
+    tools: list[str]
+    timeout_s: int
+
+    @classmethod
+    def of(cls, policy: ApprovalPolicy) -> ApprovalPolicyPublic:
+        """From the agents layer's form."""
+        return cls.model_validate(policy.as_json())
+
+
 class AgentCreate(Inbound):
     """Body of POST /v1/agents."""
 
@@ -95,6 +152,7 @@ class AgentCreate(Inbound):
         default="auto",
         description="First step: auto, required (start with a tool call) or none (no tools).",
     )
+    approval: ApprovalPolicyIn = Field(default_factory=ApprovalPolicyIn)
     temperature: float | None = Field(default=None, ge=0, le=2, description="null: default.")
     metadata: Metadata = Field(default_factory=dict)
 
@@ -106,8 +164,13 @@ class AgentCreate(Inbound):
 
     def new_agent(self) -> NewAgent:
         """The agents layer's form."""
-        values = self.model_dump(exclude={"memory", "tools"})
-        return NewAgent(**values, tools=tuple(self.tools), memory=self.memory.policy())
+        values = self.model_dump(exclude={"memory", "tools", "approval"})
+        return NewAgent(
+            **values,
+            tools=tuple(self.tools),
+            memory=self.memory.policy(),
+            approval=self.approval.policy(),
+        )
 
 
 class AgentUpdate(Inbound):
@@ -121,6 +184,7 @@ class AgentUpdate(Inbound):
     memory: MemoryPolicyPatch | None = None
     max_steps: int | None = Field(default=None, ge=1, le=50)
     tool_choice: ToolChoice | None = None
+    approval: ApprovalPolicyPatch | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     metadata: Metadata | None = None
 
@@ -132,6 +196,7 @@ class AgentUpdate(Inbound):
         "memory",
         "max_steps",
         "tool_choice",
+        "approval",
         "metadata",
         mode="before",
     )
@@ -150,11 +215,13 @@ class AgentUpdate(Inbound):
 
     def changes(self, current: Agent) -> AgentChanges:
         """The agents layer's form, for an agent now like `current`."""
-        changes = self.model_dump(exclude_unset=True, exclude={"memory", "tools"})
+        changes = self.model_dump(exclude_unset=True, exclude={"memory", "tools", "approval"})
         if self.tools is not None:
             changes["tools"] = tuple(self.tools)
         if self.memory is not None:
             changes["memory"] = self.memory.apply(current.memory)
+        if self.approval is not None:
+            changes["approval"] = self.approval.apply(current.approval)
         return AgentChanges(**changes)
 
 
@@ -178,6 +245,7 @@ class AgentPublic(BaseModel):
     memory: MemoryPolicyPublic
     max_steps: int
     tool_choice: ToolChoice
+    approval: ApprovalPolicyPublic
     temperature: float | None
     metadata: Metadata
     created_at: datetime
@@ -195,6 +263,7 @@ class AgentPublic(BaseModel):
             memory=MemoryPolicyPublic.of(agent.memory),
             max_steps=agent.max_steps,
             tool_choice=agent.tool_choice,
+            approval=ApprovalPolicyPublic.of(agent.approval),
             temperature=agent.temperature,
             metadata=agent.metadata,
             created_at=agent.created_at,

@@ -1,15 +1,29 @@
-"""Run bodies: RunPublic, StepPublic (with its tool calls and recorded context)."""
+"""Run bodies: RunPublic (with the action a waiting run needs), StepPublic (with its tool
+calls and recorded context), ApprovalsCreate (decisions on pending tool calls)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+import jsonschema
+from pydantic import BaseModel, Field, field_validator
 
-from agents.records import Run, RunStatus, Step, ToolCallRecord, Usage
-from api.schemas.common import Metadata
+from agents.records import (
+    ApprovalDecision,
+    ApprovalState,
+    CallDecision,
+    PendingCall,
+    RequiredAction,
+    Run,
+    RunStatus,
+    Step,
+    ToolCallRecord,
+    Usage,
+)
+from api.schemas.common import Inbound, Metadata, invalid
 
 MAX_EVENT_SEQ = 2**31 - 1
 """The largest seq a run event can have (a 4-byte integer column): a larger `after` is 422."""
@@ -32,6 +46,40 @@ class UsagePublic(BaseModel):
         )
 
 
+class PendingCallPublic(BaseModel):
+    """A tool call that waits for a human's decision."""
+
+    call_id: str
+    name: str
+    arguments: str = Field(description="JSON text, as the model wrote it.")
+    parameters: dict[str, Any] = Field(description="The tool's JSON schema (edits must fit).")
+
+    @classmethod
+    def of(cls, call: PendingCall) -> PendingCallPublic:
+        """From the agents layer's record."""
+        return cls(
+            call_id=call.call_id,
+            name=call.name,
+            arguments=call.arguments,
+            parameters=call.parameters,
+        )
+
+
+class RequiredActionPublic(BaseModel):
+    """What a run in `requires_action` waits for: POST /v1/runs/{id}/approvals."""
+
+    type: Literal["approve_tool_calls"] = "approve_tool_calls"
+    step: int
+    calls: list[PendingCallPublic]
+    expires_at: datetime = Field(description="Then the pending calls are denied.")
+
+    @classmethod
+    def of(cls, action: RequiredAction) -> RequiredActionPublic:
+        """From the agents layer's record."""
+        calls = [PendingCallPublic.of(c) for c in action.calls]
+        return cls(step=action.step, calls=calls, expires_at=action.expires_at)
+
+
 class RunPublic(BaseModel):
     """A run: one execution of an agent on one user message."""
 
@@ -52,6 +100,7 @@ class RunPublic(BaseModel):
     finished_at: datetime | None
     batch_id: uuid.UUID | None = None
     metadata: Metadata
+    required_action: RequiredActionPublic | None = None
 
     @classmethod
     def of(cls, run: Run) -> RunPublic:
@@ -74,6 +123,9 @@ class RunPublic(BaseModel):
             finished_at=run.finished_at,
             batch_id=run.batch_id,
             metadata=run.metadata,
+            required_action=(
+                RequiredActionPublic.of(run.required_action) if run.required_action else None
+            ),
         )
 
 
@@ -86,6 +138,9 @@ class ToolCallPublic(BaseModel):
     arguments: str
     result: str | None
     is_error: bool
+    approval: ApprovalState | None = Field(
+        default=None, description="null: no approval needed; else pending, approved or denied."
+    )
 
     @classmethod
     def of(cls, call: ToolCallRecord) -> ToolCallPublic:
@@ -97,6 +152,7 @@ class ToolCallPublic(BaseModel):
             arguments=call.arguments,
             result=call.result,
             is_error=call.is_error,
+            approval=call.approval,
         )
 
 
@@ -127,3 +183,74 @@ class StepPublic(BaseModel):
             tool_calls=[ToolCallPublic.of(call) for call in step.tool_calls],
             created_at=step.created_at,
         )
+
+
+MAX_EDIT_CHARS = 100_000
+"""Longest replacement arguments (as JSON text), the limit on what a model may write."""
+
+
+class ApprovalIn(Inbound):
+    """A decision on one pending tool call."""
+
+    call_id: str = Field(min_length=1, max_length=128)
+    decision: ApprovalDecision = Field(
+        description="approve, deny, or edit (run it with `arguments` instead)."
+    )
+    arguments: dict[str, Any] | None = Field(
+        default=None, description="For edit: the replacement arguments object."
+    )
+    message: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="For the model: why the call was denied, or a note with the approval.",
+    )
+
+
+class ApprovalsCreate(Inbound):
+    """Body of POST /v1/runs/{id}/approvals: decisions on some or all of the pending calls
+    (the run goes on once none is pending)."""
+
+    decisions: list[ApprovalIn] = Field(min_length=1, max_length=64)
+
+    @field_validator("decisions")
+    @classmethod
+    def one_each(cls, value: list[ApprovalIn]) -> list[ApprovalIn]:
+        """Refuse two decisions on one call, and edit without arguments (or arguments with
+        anything else)."""
+        ids = [d.call_id for d in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("must not decide one call twice")
+        for d in value:
+            if (d.decision == "edit") != (d.arguments is not None):
+                raise ValueError("`arguments` goes with decision `edit`, and only with it")
+        return value
+
+    def checked(self, action: RequiredAction | None) -> list[CallDecision]:
+        """The agents layer's form, each edit checked against its tool's schema (422 naming
+        the decision when it does not fit)."""
+        schemas = {c.call_id: c.parameters for c in action.calls} if action else {}
+        decisions = []
+        for index, d in enumerate(self.decisions):
+            arguments = None
+            if d.arguments is not None:
+                arguments = json.dumps(d.arguments, ensure_ascii=False)
+                param = f"decisions[{index}].arguments"
+                if len(arguments) > MAX_EDIT_CHARS:
+                    raise invalid(param, f"at most {MAX_EDIT_CHARS} characters as JSON")
+                schema = schemas.get(d.call_id)
+                if schema is not None:
+                    _check(param, d.arguments, schema)
+            decisions.append(CallDecision(d.call_id, d.decision, arguments, d.message))
+        return decisions
+
+
+def _check(param: str, arguments: dict[str, Any], schema: dict[str, Any]) -> None:
+    try:
+        jsonschema.validate(arguments, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        raise invalid(
+            param, f"does not fit the tool's schema{' at ' + where if where else ''}: {exc.message}"
+        ) from None
+    except jsonschema.SchemaError:
+        return  # a schema jsonschema cannot read: the worker's own validation still applies

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agentmill.models import Usage
+from agentmill.models import PendingCall, Usage
 
 TERMINAL_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run.incomplete"})
 """A run's final event is one of these; nothing follows it."""
@@ -116,6 +116,29 @@ class RunReleasedEvent(RunEvent):
     attempt: int
 
 
+class RunRequiresActionEvent(RunEvent):
+    """The run waits for a human's decision on these calls (`client.runs.approve`) until
+    `expires_at`; the stream goes on once it resumes."""
+
+    type: Literal["run.requires_action"]
+    step: int
+    calls: list[PendingCall]
+    expires_at: str
+    """ISO 8601."""
+
+
+class ToolApprovalEvent(RunEvent):
+    """A decision on a pending call (`expired`: nobody decided in time, so it was denied)."""
+
+    type: Literal["tool.approval"]
+    step: int
+    call_id: str
+    decision: Literal["approve", "deny", "edit"]
+    arguments: str | None = None
+    message: str | None = None
+    expired: bool = False
+
+
 class RunFinishedEvent(RunEvent):
     """The run's final event: run.succeeded, run.failed, run.cancelled or run.incomplete."""
 
@@ -143,6 +166,8 @@ EVENT_MODELS: dict[str, type[RunEvent]] = {  # the model of each type
     "message": MessageEvent,
     "run.waiting": RunWaitingEvent,
     "run.released": RunReleasedEvent,
+    "run.requires_action": RunRequiresActionEvent,
+    "tool.approval": ToolApprovalEvent,
     **dict.fromkeys(TERMINAL_TYPES, RunFinishedEvent),
 }
 

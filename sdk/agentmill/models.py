@@ -15,7 +15,9 @@ from pydantic import BaseModel, Field
 
 T = TypeVar("T")
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "incomplete"]
+RunStatus = Literal[
+    "queued", "running", "requires_action", "succeeded", "failed", "cancelled", "incomplete"
+]
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "incomplete"})
 """Statuses a run never leaves."""
 
@@ -53,8 +55,17 @@ class MemoryPolicy(BaseModel):
     (off: a tool edit writes the session user's own block)."""
 
 
+class ApprovalPolicy(BaseModel):
+    """Which of an agent's tool calls wait for a human's approval."""
+
+    tools: list[str] = Field(default_factory=list)
+    """Tool names whose calls need approval; `*`: every tool."""
+    timeout_s: int = 86_400
+    """How long a run waits for a decision; then its pending calls are denied."""
+
+
 class Agent(BaseModel):
-    """An agent: instructions, model alias, tools, memory policy."""
+    """An agent: instructions, model alias, tools, memory and approval policies."""
 
     id: uuid.UUID
     name: str
@@ -64,6 +75,7 @@ class Agent(BaseModel):
     memory: MemoryPolicy
     max_steps: int
     tool_choice: Literal["auto", "required", "none"]
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     temperature: float | None
     metadata: dict[str, Any]
     created_at: datetime
@@ -101,6 +113,53 @@ class Usage(BaseModel):
     cost_usd: float
 
 
+class PendingCall(BaseModel):
+    """A tool call that waits for a human's decision."""
+
+    call_id: str
+    name: str
+    arguments: str
+    """JSON text, as the model wrote it."""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    """The tool's JSON schema of its arguments (an edit must fit it)."""
+
+
+class RequiredAction(BaseModel):
+    """What a run in `requires_action` waits for: `client.runs.approve(...)`."""
+
+    type: Literal["approve_tool_calls"] = "approve_tool_calls"
+    step: int
+    calls: list[PendingCall]
+    expires_at: datetime
+    """Then the pending calls are denied and the run goes on."""
+
+
+class Decision(BaseModel):
+    """A decision on one pending tool call, for `client.runs.approve`."""
+
+    call_id: str
+    decision: Literal["approve", "deny", "edit"]
+    arguments: dict[str, Any] | None = None
+    """For edit: the replacement arguments."""
+    message: str | None = None
+    """For the model: why it was denied, or a note with the approval."""
+
+    @classmethod
+    def approve(cls, call_id: str, message: str | None = None) -> Decision:
+        """Run the call as the model wrote it."""
+        return cls(call_id=call_id, decision="approve", message=message)
+
+    @classmethod
+    def deny(cls, call_id: str, message: str | None = None) -> Decision:
+        """Do not run it; the model reads the denial (and `message`)."""
+        return cls(call_id=call_id, decision="deny", message=message)
+
+    @classmethod
+    def edit(cls, call_id: str, arguments: dict[str, Any], message: str | None = None) -> Decision:
+        """Run it with `arguments` instead (the server checks them against the schema)."""
+        return cls(call_id=call_id, decision="edit", arguments=arguments, message=message)
+
+
 class Run(BaseModel):
     """One execution of an agent on one user message."""
 
@@ -125,6 +184,8 @@ class Run(BaseModel):
     batch_id: uuid.UUID | None = None
     """The batch this run is an item of, if any."""
     metadata: dict[str, Any]
+    required_action: RequiredAction | None = None
+    """Set while the run is `requires_action`: the calls waiting for a decision."""
 
     @property
     def finished(self) -> bool:
@@ -141,6 +202,8 @@ class ToolCall(BaseModel):
     arguments: str
     result: str | None
     is_error: bool
+    approval: Literal["pending", "approved", "denied"] | None = None
+    """None: the call needed no approval."""
 
 
 class Step(BaseModel):

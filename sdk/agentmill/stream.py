@@ -9,6 +9,7 @@ any event it has already yielded, so none is repeated.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -161,24 +162,39 @@ def following(
     )
 
 
+def _settled(run: Run) -> bool:
+    return run.finished or run.status == "requires_action"
+
+
 def wait(http: HTTP, run_id: uuid.UUID | str, timeout_s: float) -> Run:
-    """The run once it has ended; RunTimeoutError if it has not within `timeout_s`."""
+    """The run once it has ended or waits for a human's approval; RunTimeoutError if neither
+    within `timeout_s`. A replayed run.requires_action of a wait already decided is passed."""
     deadline = time.monotonic() + timeout_s
-    for _ in follow(http, following(http.client.timeout, run_id, 0, deadline)):
-        pass
+    events = follow(http, following(http.client.timeout, run_id, 0, deadline))
+    with contextlib.closing(events):
+        for event in events:
+            if event.type == "run.requires_action":
+                run = Run.model_validate(http.send(run_call(run_id)).json())
+                if run.status == "requires_action":
+                    return run
     run = Run.model_validate(http.send(run_call(run_id)).json())
-    if not run.finished:
+    if not _settled(run):
         raise RunTimeoutError(run, timeout_s)
     return run
 
 
 async def wait_async(http: AsyncHTTP, run_id: uuid.UUID | str, timeout_s: float) -> Run:
-    """The run once it has ended; RunTimeoutError if it has not within `timeout_s`."""
+    """The run once it has ended or waits for a human's approval (see `wait`)."""
     deadline = time.monotonic() + timeout_s
-    async for _ in follow_async(http, following(http.client.timeout, run_id, 0, deadline)):
-        pass
+    events = follow_async(http, following(http.client.timeout, run_id, 0, deadline))
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if event.type == "run.requires_action":
+                run = Run.model_validate((await http.send(run_call(run_id))).json())
+                if run.status == "requires_action":
+                    return run
     run = Run.model_validate((await http.send(run_call(run_id))).json())
-    if not run.finished:
+    if not _settled(run):
         raise RunTimeoutError(run, timeout_s)
     return run
 

@@ -14,7 +14,7 @@ from agentmill.events import EVENT_TYPES as SDK_TYPES
 from agentmill.events import TERMINAL_TYPES as SDK_TERMINAL
 from agentmill.events import UnknownEvent, parse_event
 
-from agents.records import Usage
+from agents.records import PendingCall, Usage
 from agents.runs.events import (
     EVENT_DATA,
     EVENT_TYPES,
@@ -25,9 +25,11 @@ from agents.runs.events import (
     RunFinished,
     RunQueued,
     RunReleased,
+    RunRequiresAction,
     RunStarted,
     RunWaiting,
     StepStarted,
+    ToolApproval,
     ToolCalled,
     ToolFinished,
     event_fields,
@@ -68,6 +70,14 @@ SAMPLES: list[EventData] = [
     Answer(message_id=str(uuid.uuid4()), content="Hello"),
     RunWaiting(reason="model_down", message="m", retry_in_s=1.5, attempt=1),
     RunReleased(reason="model_down", message="m", attempt=1),
+    RunRequiresAction(
+        step=2,
+        calls=[PendingCall("c1", "transfer", '{"amount": 5}', {"type": "object"})],
+        expires_at="2026-12-07T10:00:00+00:00",
+    ),
+    ToolApproval(step=2, call_id="c1", decision="approve"),
+    ToolApproval(step=2, call_id="c1", decision="edit", arguments='{"amount": 1}', message="m"),
+    ToolApproval(step=2, call_id="c1", decision="deny", message="expired", expired=True),
     RunFinished(status="succeeded", stop_reason="answer", steps=1, usage=_USAGE),
     RunFinished(status="failed", stop_reason="error", steps=2, usage=_USAGE, error=_ERROR),
     RunFinished(status="cancelled", stop_reason="cancelled", steps=0, usage=_USAGE),

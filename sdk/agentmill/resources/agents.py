@@ -25,6 +25,14 @@ class MemoryParams(TypedDict, total=False):
     shared_blocks_writable: bool
 
 
+class ApprovalParams(TypedDict, total=False):
+    """Which tool calls wait for a human's approval: `tools` (names, or `*` for all) and
+    `timeout_s` (then pending calls are denied); fields left out keep their value."""
+
+    tools: list[str]
+    timeout_s: int
+
+
 class _Unset(enum.Enum):
     UNSET = "unset"
 
@@ -46,6 +54,7 @@ def create_call(
     memory: MemoryParams | None,
     max_steps: int | None,
     tool_choice: ToolChoice | None,
+    approval: ApprovalParams | None,
     temperature: float | None,
     metadata: dict[str, Any] | None,
 ) -> Call:
@@ -58,6 +67,7 @@ def create_call(
         memory=memory,
         max_steps=max_steps,
         tool_choice=tool_choice,
+        approval=approval,
         temperature=temperature,
         metadata=metadata,
     )
@@ -74,6 +84,7 @@ def update_call(
     memory: MemoryParams | None,
     max_steps: int | None,
     tool_choice: ToolChoice | None,
+    approval: ApprovalParams | None,
     temperature: float | _Unset | None,
     metadata: dict[str, Any] | None,
 ) -> Call:
@@ -86,6 +97,7 @@ def update_call(
         memory=memory,
         max_steps=max_steps,
         tool_choice=tool_choice,
+        approval=approval,
         metadata=metadata,
     )
     if temperature is not UNSET:
@@ -117,6 +129,7 @@ class Agents:
         memory: MemoryParams | None = None,
         max_steps: int | None = None,
         tool_choice: ToolChoice | None = None,
+        approval: ApprovalParams | None = None,
         temperature: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
@@ -130,6 +143,7 @@ class Agents:
             memory=memory,
             max_steps=max_steps,
             tool_choice=tool_choice,
+            approval=approval,
             temperature=temperature,
             metadata=metadata,
         )
@@ -150,10 +164,12 @@ class Agents:
         memory: MemoryParams | None = None,
         max_steps: int | None = None,
         tool_choice: ToolChoice | None = None,
+        approval: ApprovalParams | None = None,
         temperature: float | _Unset | None = UNSET,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
-        """Change the fields given; `memory` is merged field by field, `metadata` replaced,
+        """Change the fields given; `memory` and `approval` are merged field by field,
+        `metadata` replaced,
         `temperature=None` resets it to the model's default."""
         call = update_call(
             agent_id,
@@ -164,6 +180,7 @@ class Agents:
             memory=memory,
             max_steps=max_steps,
             tool_choice=tool_choice,
+            approval=approval,
             temperature=temperature,
             metadata=metadata,
         )
@@ -205,6 +222,7 @@ class AsyncAgents:
         memory: MemoryParams | None = None,
         max_steps: int | None = None,
         tool_choice: ToolChoice | None = None,
+        approval: ApprovalParams | None = None,
         temperature: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
@@ -217,6 +235,7 @@ class AsyncAgents:
             memory=memory,
             max_steps=max_steps,
             tool_choice=tool_choice,
+            approval=approval,
             temperature=temperature,
             metadata=metadata,
         )
@@ -238,6 +257,7 @@ class AsyncAgents:
         memory: MemoryParams | None = None,
         max_steps: int | None = None,
         tool_choice: ToolChoice | None = None,
+        approval: ApprovalParams | None = None,
         temperature: float | _Unset | None = UNSET,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
@@ -251,6 +271,7 @@ class AsyncAgents:
             memory=memory,
             max_steps=max_steps,
             tool_choice=tool_choice,
+            approval=approval,
             temperature=temperature,
             metadata=metadata,
         )

@@ -1,18 +1,26 @@
-"""`client.runs`: get, steps, events (SSE, resumable), wait, cancel."""
+"""`client.runs`: get, steps, events (SSE, resumable), wait, cancel, approve."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from agentmill import stream
 from agentmill._http import HTTP, AsyncHTTP, Call
-from agentmill.models import Page, Run, Step
+from agentmill.models import Decision, Page, Run, Step
 
 
 def cancel_call(run_id: uuid.UUID | str) -> Call:
     """POST /v1/runs/{id}/cancel. Marked idempotent although it carries no Idempotency-Key:
     the server documents cancel as safe to repeat (a finished run comes back unchanged)."""
     return Call("POST", f"/v1/runs/{run_id}/cancel", idempotent=True)
+
+
+def approve_call(run_id: uuid.UUID | str, decisions: Sequence[Decision]) -> Call:
+    """POST /v1/runs/{id}/approvals. Not retried after it reached the server: a second
+    delivery of a decision is a 409."""
+    body = {"decisions": [d.model_dump(exclude_none=True) for d in decisions]}
+    return Call("POST", f"/v1/runs/{run_id}/approvals", json=body)
 
 
 class Runs:
@@ -36,12 +44,19 @@ class Runs:
         return stream.EventStream(self._http, state)
 
     def wait(self, run_id: uuid.UUID | str, *, timeout_s: float = 300.0) -> Run:
-        """The run once finished; `RunTimeoutError` if not within `timeout_s` seconds."""
+        """The run once finished or waiting for approval (`required_action`);
+        `RunTimeoutError` if neither within `timeout_s` seconds."""
         return stream.wait(self._http, run_id, timeout_s)
 
     def cancel(self, run_id: uuid.UUID | str) -> Run:
         """Stop the run: a queued one ends now, a running one at its next check."""
         return Run.model_validate(self._http.send(cancel_call(run_id)).json())
+
+    def approve(self, run_id: uuid.UUID | str, decisions: Sequence[Decision]) -> Run:
+        """Decide on calls a `requires_action` run waits for (`Decision.approve/deny/edit`);
+        the run goes on once none is pending. `ConflictError` for a run not waiting or a
+        call decided already, `ValidationError` for an edit that does not fit the schema."""
+        return Run.model_validate(self._http.send(approve_call(run_id, decisions)).json())
 
 
 class AsyncRuns:
@@ -65,9 +80,15 @@ class AsyncRuns:
         return stream.AsyncEventStream(self._http, state)
 
     async def wait(self, run_id: uuid.UUID | str, *, timeout_s: float = 300.0) -> Run:
-        """The run once finished; `RunTimeoutError` if not within `timeout_s` seconds."""
+        """The run once finished or waiting for approval (`required_action`);
+        `RunTimeoutError` if neither within `timeout_s` seconds."""
         return await stream.wait_async(self._http, run_id, timeout_s)
 
     async def cancel(self, run_id: uuid.UUID | str) -> Run:
         """Stop the run: a queued one ends now, a running one at its next check."""
         return Run.model_validate((await self._http.send(cancel_call(run_id))).json())
+
+    async def approve(self, run_id: uuid.UUID | str, decisions: Sequence[Decision]) -> Run:
+        """Decide on calls a `requires_action` run waits for (see `Runs.approve`)."""
+        response = await self._http.send(approve_call(run_id, decisions))
+        return Run.model_validate(response.json())
