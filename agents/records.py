@@ -303,7 +303,8 @@ class ToolCallRecord:
 
 
 ApprovalState = Literal["pending", "approved", "denied"]
-ApprovalDecision = Literal["approve", "deny", "edit"]
+ApprovalDecision = Literal["approve", "deny", "edit", "answer"]
+PendingKind = Literal["approval", "question"]
 
 
 @dataclass(frozen=True)
@@ -316,6 +317,8 @@ class PendingCall:
     """As the model wrote them (JSON text)."""
     parameters: dict[str, Any]
     """The tool's JSON schema of its arguments (an edit is checked against it)."""
+    kind: PendingKind = "approval"
+    """`approval`: approve, deny or edit it; `question` (an ask_user call): answer or deny."""
 
 
 @dataclass(frozen=True)
@@ -337,7 +340,7 @@ class CallDecision:
     arguments: str | None = None
     """An edit's replacement arguments (JSON text), already checked against the schema."""
     message: str | None = None
-    """For the model: why it was denied, or a note with the approval."""
+    """For the model: why it was denied, a note with the approval, or the answer."""
 
 
 StepDecision = Literal["final", "tools", "tool_error", "empty", "max_steps", "failed"]

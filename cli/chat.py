@@ -2,12 +2,16 @@
 
 Each line read is sent as a message. The reply streams as the model writes it, with one line
 per tool call and per tool result; `/exit` or the end of input leaves. Ctrl-C during a reply
-cancels its run and returns to the prompt; at the prompt it ends the chat.
+cancels its run and returns to the prompt; at the prompt it ends the chat. A tool call that
+needs approval is asked about inline: y (run it), n (deny, with an optional reason for the
+model) or e (edit: type the replacement arguments as a JSON object). A question the model
+asks (its ask_user tool) is printed, and the next line typed is the answer (empty: none).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import uuid
 from dataclasses import dataclass
@@ -15,10 +19,12 @@ from typing import TextIO
 
 import agentmill
 from agentmill import (
+    Decision,
     MessageDeltaEvent,
     MessageEvent,
     RunEvent,
     RunFinishedEvent,
+    RunRequiresActionEvent,
     ToolCallEvent,
     ToolResultEvent,
 )
@@ -121,6 +127,8 @@ def reply(
     try:
         for event in events:
             view.show(event)
+            if isinstance(event, RunRequiresActionEvent):
+                approve(client, event, view, console)
     except KeyboardInterrupt:
         events.close()
         view.end_line()
@@ -133,6 +141,73 @@ def reply(
         console.stderr.write(f"error: {exc.message} ({exc.status} {exc.type})\n")
     finally:
         events.close()
+
+
+def approve(
+    client: agentmill.Client, event: RunRequiresActionEvent, view: Transcript, console: Console
+) -> None:
+    """Ask about each call the run waits for and send the decisions; asks again when the
+    server refuses them (an edit that does not fit the tool's schema). The end of input
+    denies what is left."""
+    while True:
+        decisions = [ask(call, view, console) for call in event.calls]
+        try:
+            client.runs.approve(event.run_id, decisions)
+            return
+        except agentmill.ConflictError as exc:  # decided elsewhere meanwhile, or expired
+            view.note(f"not sent: {exc.message}")
+            return
+        except agentmill.AgentmillAPIError as exc:
+            view.note(f"not accepted: {exc.message}")
+
+
+def ask(call: agentmill.PendingCall, view: Transcript, console: Console) -> Decision:
+    """One decision, read from the console."""
+    view.end_line()
+    if call.question is not None:  # the model's ask_user: the typed line is the answer
+        typed = _read(console, f"  {call.question}\n  your answer: ")
+        return Decision.answer(call.call_id, typed) if typed else Decision.deny(call.call_id)
+    while True:
+        answer = _read(console, f"  approve {call.name}({preview(call.arguments)})? [y/n/e] ")
+        if answer is None or answer.lower() in ("n", "no"):
+            reason = _read(console, "  reason for the model (optional): ") if answer else None
+            return Decision.deny(call.call_id, reason or None)
+        if answer.lower() in ("y", "yes", ""):
+            return Decision.approve(call.call_id)
+        if answer.lower() in ("e", "edit"):
+            arguments = _arguments(view, console)
+            if arguments is not None:
+                return Decision.edit(call.call_id, arguments)
+
+
+def _arguments(view: Transcript, console: Console) -> dict[str, object] | None:
+    """A JSON object read from the console, asked again until it is one; None (back to the
+    question) for an empty line or the end of input."""
+    while True:
+        typed = _read(console, "  arguments as JSON (empty: back): ")
+        if not typed:
+            return None
+        try:
+            arguments = json.loads(typed)
+        except json.JSONDecodeError as exc:
+            view.note(f"not JSON: {exc.msg}")
+            continue
+        if isinstance(arguments, dict):
+            return arguments
+        view.note("the arguments must be a JSON object")
+
+
+def _read(console: Console, prompt: str) -> str | None:
+    console.stdout.write(prompt)
+    console.stdout.flush()
+    line = console.stdin.readline()
+    if not line:
+        console.stdout.write("\n")
+        return None
+    text = line.strip()
+    if console.echo:
+        console.stdout.write(text + "\n")
+    return text
 
 
 def active_run(client: agentmill.Client, session_id: uuid.UUID) -> uuid.UUID | None:
@@ -172,6 +247,8 @@ class Transcript:
             self.note(f"{label} {preview(event.result)}")
         elif isinstance(event, MessageEvent):
             self._answer(event.content)
+        elif isinstance(event, RunRequiresActionEvent):
+            self.note(f"{len(event.calls)} tool call(s) wait for your approval")
         elif isinstance(event, RunFinishedEvent) and event.status != "succeeded":
             why = (event.error or {}).get("message") or event.stop_reason or "no answer"
             self.note(f"run {event.status}: {preview(str(why))}")

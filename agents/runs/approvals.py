@@ -9,6 +9,8 @@ queues the run again; the caller sends it after the commit. `expire_due` (the sw
 the calls of runs that waited past `action_expires_at` and queues those runs the same way. The
 resumed attempt runs approved calls (with edited arguments, if any) and answers denied ones
 with their `approval_message`; the usual exactly-once rules of agents/tools/runner.py apply.
+An `ask_user` call (agents/tools/ask_user.py) always waits, as a `question`: the decision
+`answer` gives its result, and `deny` or the expiry tells the model no answer came.
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ from agents.records import (
     ApprovalPolicy,
     CallDecision,
     PendingCall,
+    PendingKind,
     RequiredAction,
     Step,
     ToolCallRecord,
 )
 from agents.runs.events import RunRequiresAction, ToolApproval, append_event
 from agents.tables import RunRow, ToolCallRow
+from agents.tools.ask_user import ASK_USER
 from core.errors import Conflict, NotFound
 
 DENIED = "not run: a human reviewer denied this call"
+UNANSWERED = "the user did not answer"
 EXPIRED = "not run: the wait for a human decision on this call expired"
 MAX_MESSAGE_CHARS = 2000
 """Longest reviewer message kept (the model reads it)."""
@@ -45,16 +50,24 @@ def undecided(step: Step, policy: ApprovalPolicy) -> list[ToolCallRecord]:
         call
         for call in step.tool_calls
         if call.result is None
-        and (
-            call.approval == "pending"
-            or (call.approval is None and policy.needs_approval(call.name))
-        )
+        and (call.approval == "pending" or (call.approval is None and _asks(policy, call.name)))
     ]
+
+
+def _asks(policy: ApprovalPolicy, tool: str) -> bool:
+    return tool == ASK_USER or policy.needs_approval(tool)
 
 
 def denial(call: ToolCallRecord) -> str:
     """What the model reads for a denied call."""
-    return call.approval_message or DENIED
+    return call.approval_message or (UNANSWERED if call.name == ASK_USER else DENIED)
+
+
+def answer(call: ToolCallRecord) -> str | None:
+    """The person's answer to an ask_user call, once given."""
+    if call.name == ASK_USER and call.approval == "approved":
+        return call.approval_message or ""
+    return None
 
 
 def pause(
@@ -97,7 +110,8 @@ def required_action(session: Session, run: RunRow) -> RequiredAction | None:
     if not rows:
         return None
     calls = tuple(
-        PendingCall(r.call_id, r.name, r.arguments, dict(r.parameters or {})) for r in rows
+        PendingCall(r.call_id, r.name, r.arguments, dict(r.parameters or {}), _kind(r.name))
+        for r in rows
     )
     return RequiredAction(rows[0].step, calls, run.action_expires_at)
 
@@ -174,11 +188,20 @@ def expire_due(session: Session, limit: int = 100) -> list[uuid.UUID]:
     return [run.id for run in runs]
 
 
+def _kind(tool: str) -> PendingKind:
+    return "question" if tool == ASK_USER else "approval"
+
+
 def _apply(row: ToolCallRow, decision: CallDecision) -> None:
     note = (decision.message or "").strip()[:MAX_MESSAGE_CHARS] or None
+    question = row.name == ASK_USER
+    if decision.decision != "deny" and question != (decision.decision == "answer"):
+        wanted = "answer or deny" if question else "approve, deny or edit"
+        raise Conflict(f"tool call {row.call_id!r} takes {wanted}, not {decision.decision}")
     if decision.decision == "deny":
+        refused = UNANSWERED if question else DENIED
         row.approval = "denied"
-        row.approval_message = f"{DENIED}: {note}" if note else DENIED
+        row.approval_message = f"{refused}: {note}" if note else refused
         return
     row.approval = "approved"
     row.approval_message = note
@@ -208,5 +231,6 @@ def pending_calls(
 ) -> list[PendingCall]:
     """The calls as the human sees them, each with its tool's argument schema."""
     return [
-        PendingCall(c.call_id, c.name, c.arguments, dict(schemas.get(c.name, {}))) for c in calls
+        PendingCall(c.call_id, c.name, c.arguments, dict(schemas.get(c.name, {})), _kind(c.name))
+        for c in calls
     ]

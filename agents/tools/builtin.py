@@ -1,4 +1,5 @@
-"""Built-in tools that need no service beyond a clock: `calculator` and `current_time`.
+"""Built-in tools that need no service beyond a clock: `calculator` and `current_time` (and
+`ask_user`, answered by a person: agents/tools/ask_user.py).
 
 The calculator walks the `ast` of the expression and evaluates only numbers, arithmetic
 operators and a short list of math functions; it never calls eval or exec. Every input and
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agents.errors import ToolError, short_repr
+from agents.tools.ask_user import ASK_USER_TOOL
 from agents.tools.context import ToolContext
 from agents.tools.registry import Tool, tool
 
@@ -216,5 +218,6 @@ def current_time(ctx: ToolContext, timezone: str = "UTC") -> str:
 BUILTIN_TOOLS: tuple[Tool, ...] = (
     tool(calculator, timeout_s=5.0, idempotent=True),  # pure
     tool(current_time, idempotent=True),  # reads the clock
+    ASK_USER_TOOL,  # answered by a person through the run's approvals
 )
 """The built-in tools that need no memory layer, ready to register."""

@@ -76,7 +76,7 @@ def run_tool_calls(journal: RunJournal, step: Step, tools: ToolRegistry, ctx: To
 
 def _reviewed(step: Step, call: ToolCallRecord, result: str) -> str:
     """The result of an approved call, telling the model what the reviewer changed or said."""
-    if call.approval != "approved":
+    if call.approval != "approved" or approvals.answer(call) is not None:
         return result
     asked = next((c.arguments for c in step.output.tool_calls if c.id == call.call_id), None)
     notes = []
@@ -94,6 +94,9 @@ def _execute(
     run = journal.run
     if call.approval == "denied":
         return approvals.denial(call), True
+    answered = approvals.answer(call)
+    if answered is not None:  # ask_user: a person's answer is its result
+        return answered, False
     tool = tools.get(call.name) if call.name in tools else None
     if call.started_at is not None and (tool is None or not tool.idempotent):
         log.warning(

@@ -81,7 +81,7 @@ def cancel_run(
     return RunPublic.of(dispatch.cancel_run(engine, queue, principal.tenant_id, run_id))
 
 
-@router.post("/{run_id}/approvals", responses=error_responses(409))
+@router.post("/{run_id}/approvals", responses=error_responses(400, 409, 413))
 def approve_calls(
     principal: PrincipalDep,
     run_id: RunId,

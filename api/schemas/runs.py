@@ -16,6 +16,7 @@ from agents.records import (
     ApprovalState,
     CallDecision,
     PendingCall,
+    PendingKind,
     RequiredAction,
     Run,
     RunStatus,
@@ -53,6 +54,9 @@ class PendingCallPublic(BaseModel):
     name: str
     arguments: str = Field(description="JSON text, as the model wrote it.")
     parameters: dict[str, Any] = Field(description="The tool's JSON schema (edits must fit).")
+    kind: PendingKind = Field(
+        description="approval: approve, deny or edit; question (ask_user): answer or deny."
+    )
 
     @classmethod
     def of(cls, call: PendingCall) -> PendingCallPublic:
@@ -62,6 +66,7 @@ class PendingCallPublic(BaseModel):
             name=call.name,
             arguments=call.arguments,
             parameters=call.parameters,
+            kind=call.kind,
         )
 
 
@@ -194,7 +199,8 @@ class ApprovalIn(Inbound):
 
     call_id: str = Field(min_length=1, max_length=128)
     decision: ApprovalDecision = Field(
-        description="approve, deny, or edit (run it with `arguments` instead)."
+        description="approve, deny, or edit (run it with `arguments` instead); a question "
+        "(an ask_user call) takes answer (with the answer as `message`) or deny."
     )
     arguments: dict[str, Any] | None = Field(
         default=None, description="For edit: the replacement arguments object."
@@ -202,7 +208,8 @@ class ApprovalIn(Inbound):
     message: str | None = Field(
         default=None,
         max_length=2000,
-        description="For the model: why the call was denied, or a note with the approval.",
+        description="For the model: why the call was denied, a note with the approval, or the "
+        "answer to a question.",
     )
 
 
@@ -223,14 +230,25 @@ class ApprovalsCreate(Inbound):
         for d in value:
             if (d.decision == "edit") != (d.arguments is not None):
                 raise ValueError("`arguments` goes with decision `edit`, and only with it")
+            if d.decision == "answer" and not (d.message or "").strip():
+                raise ValueError("decision `answer` needs the answer as `message`")
         return value
 
     def checked(self, action: RequiredAction | None) -> list[CallDecision]:
         """The agents layer's form, each edit checked against its tool's schema (422 naming
         the decision when it does not fit)."""
         schemas = {c.call_id: c.parameters for c in action.calls} if action else {}
+        kinds = {c.call_id: c.kind for c in action.calls} if action else {}
         decisions = []
         for index, d in enumerate(self.decisions):
+            kind = kinds.get(d.call_id)
+            if (
+                kind is not None
+                and d.decision != "deny"
+                and (kind == "question") != (d.decision == "answer")
+            ):
+                takes = "answer or deny" if kind == "question" else "approve, deny or edit"
+                raise invalid(f"decisions[{index}].decision", f"this call takes {takes}")
             arguments = None
             if d.arguments is not None:
                 arguments = json.dumps(d.arguments, ensure_ascii=False)

@@ -133,7 +133,7 @@ class ToolApprovalEvent(RunEvent):
     type: Literal["tool.approval"]
     step: int
     call_id: str
-    decision: Literal["approve", "deny", "edit"]
+    decision: Literal["approve", "deny", "edit", "answer"]
     arguments: str | None = None
     message: str | None = None
     expired: bool = False

@@ -7,6 +7,7 @@ Fields the server adds later are ignored rather than refused, so an older SDK ke
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -122,6 +123,19 @@ class PendingCall(BaseModel):
     """JSON text, as the model wrote it."""
     parameters: dict[str, Any] = Field(default_factory=dict)
     """The tool's JSON schema of its arguments (an edit must fit it)."""
+    kind: Literal["approval", "question"] = "approval"
+    """`approval`: approve, deny or edit; `question` (the model's ask_user): answer or deny."""
+
+    @property
+    def question(self) -> str | None:
+        """The question of an ask_user call (None for a call to approve)."""
+        if self.kind != "question":
+            return None
+        try:
+            asked = json.loads(self.arguments)
+        except ValueError:
+            return self.arguments
+        return str(asked.get("question", self.arguments)) if isinstance(asked, dict) else None
 
 
 class RequiredAction(BaseModel):
@@ -138,11 +152,11 @@ class Decision(BaseModel):
     """A decision on one pending tool call, for `client.runs.approve`."""
 
     call_id: str
-    decision: Literal["approve", "deny", "edit"]
+    decision: Literal["approve", "deny", "edit", "answer"]
     arguments: dict[str, Any] | None = None
     """For edit: the replacement arguments."""
     message: str | None = None
-    """For the model: why it was denied, or a note with the approval."""
+    """For the model: why it was denied, a note with the approval, or the answer."""
 
     @classmethod
     def approve(cls, call_id: str, message: str | None = None) -> Decision:
@@ -153,6 +167,11 @@ class Decision(BaseModel):
     def deny(cls, call_id: str, message: str | None = None) -> Decision:
         """Do not run it; the model reads the denial (and `message`)."""
         return cls(call_id=call_id, decision="deny", message=message)
+
+    @classmethod
+    def answer(cls, call_id: str, text: str) -> Decision:
+        """Answer an ask_user question; the model reads `text` as the call's result."""
+        return cls(call_id=call_id, decision="answer", message=text)
 
     @classmethod
     def edit(cls, call_id: str, arguments: dict[str, Any], message: str | None = None) -> Decision:

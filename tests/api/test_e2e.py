@@ -124,3 +124,54 @@ def test_a_streamed_session_with_tools_and_memory_across_sessions(
     assert users == [body["content"], "My cat is called Biscuit."]
     answers = [m for m in history if m["role"] == "assistant"]
     assert len(answers) == [run["status"], said.json()["status"]].count("succeeded")
+
+
+def test_an_approval_round_trip_over_rest_with_the_bundled_model(
+    live: TestClient, api_key: str
+) -> None:
+    auth: Headers = {"Authorization": f"Bearer {api_key}"}
+    agent = live.post(
+        "/v1/agents",
+        json={
+            "name": "careful",
+            "instructions": "Use the calculator for arithmetic.",
+            "tools": ["calculator"],
+            "tool_choice": "required",
+            "approval": {"tools": ["calculator"], "timeout_s": 600},
+            "max_steps": 3,
+            "memory": {"extract_facts": False, "save_episodes": False},
+        },
+        headers=auth,
+    ).json()
+    assert agent["approval"] == {"tools": ["calculator"], "timeout_s": 600}
+    chat = live.post(f"/v1/agents/{agent['id']}/sessions", headers=auth).json()
+
+    body = {"content": "Compute 6*7 with the calculator.", "wait": True, "timeout_s": 120}
+    waited = live.post(f"/v1/sessions/{chat['id']}/messages", json=body, headers=auth)
+    assert waited.status_code == 200, waited.text
+    run = waited.json()
+    assert run["status"] == "requires_action", run
+    (call,) = run["required_action"]["calls"][:1]
+    assert call["name"] == "calculator"
+    assert call["parameters"]["properties"]["expression"]["type"] == "string"
+    edit = {"call_id": call["call_id"], "decision": "edit", "arguments": {"expression": "6*7"}}
+    others = [
+        {"call_id": c["call_id"], "decision": "deny"} for c in run["required_action"]["calls"][1:]
+    ]
+    decided = live.post(
+        f"/v1/runs/{run['id']}/approvals", json={"decisions": [edit, *others]}, headers=auth
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "queued"
+
+    with live.stream("GET", f"/v1/runs/{run['id']}/events", headers=auth) as response:
+        events = list(sse_events(response.iter_lines()))
+    kinds = [kind for _, kind, _ in events]
+    assert kinds.index("run.requires_action") < kinds.index("tool.approval")
+    assert kinds.index("tool.approval") < kinds.index("tool.result")
+    assert kinds[-1] in ("run.succeeded", "run.incomplete")
+    (result,) = [d for _, k, d in events if k == "tool.result" and d["call_id"] == call["call_id"]]
+    assert result["result"].startswith("42")
+    assert "changed the arguments" in result["result"]
+    again = live.post(f"/v1/runs/{run['id']}/approvals", json={"decisions": [edit]}, headers=auth)
+    assert again.status_code == 409

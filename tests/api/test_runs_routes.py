@@ -8,8 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from agents.records import CalledTool, StepOutput, Usage
+from agents.records import CalledTool, PendingCall, StepOutput, Usage
+from agents.runs import approvals
 from agents.runs import store as run_store
+from agents.runs.events import read_events
 from agents.runs.store import StepWrite
 from core.db import transaction
 from tests.api import support
@@ -96,6 +98,7 @@ def test_steps_carry_their_context_and_tool_calls(
             "arguments": '{"expression": "2+2"}',
             "result": "4",
             "is_error": False,
+            "approval": None,
         }
     ]
     assert client.get(f"/v1/runs/{run_id}", headers=auth).json()["usage"]["prompt_tokens"] == 12
@@ -199,3 +202,133 @@ def test_an_event_seq_past_the_column_is_422(
     ended = client.get(url, params={"after": 2**31 - 1}, headers=auth)
     assert ended.status_code == 200
     assert ended.text == ""  # nothing after that seq, and the run has ended
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"account": {"type": "string"}, "amount": {"type": "integer"}},
+    "required": ["account", "amount"],
+}
+
+
+def _waiting_run(client: TestClient, auth: Headers, session_id: str, engine: Engine) -> str:
+    """A run whose worker stopped it for approval of two `transfer` calls."""
+    run_id = _start_run(client, auth, session_id)
+    support.start(engine, run_id)
+    calls = (
+        CalledTool("call-1", "transfer", '{"account": "a", "amount": 5}'),
+        CalledTool("call-2", "transfer", '{"account": "b", "amount": 7}'),
+    )
+    with transaction(engine) as session:
+        row = run_store.owned(session, uuid.UUID(run_id), support.OWNER)
+        run_store.record_step(
+            session,
+            row,
+            StepWrite(
+                step=1,
+                context=[],
+                output=StepOutput(content=None, tool_calls=calls, finish_reason="tool_calls"),
+                decision="tools",
+                invalid_attempts=0,
+                usage=Usage(prompt_tokens=1, completion_tokens=1, cost_usd=0.0),
+                model_ms=1.0,
+            ),
+        )
+        pending = [PendingCall(c.id, c.name, c.arguments, SCHEMA) for c in calls]
+        approvals.pause(session, row, 1, pending, 600)
+    return run_id
+
+
+def test_a_waiting_run_shows_what_it_needs_and_approvals_resume_it(
+    client: TestClient, auth: Headers, session_id: str, engine: Engine, run_queue: RecordingQueue
+) -> None:
+    run_id = _waiting_run(client, auth, session_id, engine)
+    run = client.get(f"/v1/runs/{run_id}", headers=auth).json()
+    assert run["status"] == "requires_action"
+    action = run["required_action"]
+    assert (action["type"], action["step"]) == ("approve_tool_calls", 1)
+    assert [c["call_id"] for c in action["calls"]] == ["call-1", "call-2"]
+    assert action["calls"][0]["parameters"] == SCHEMA
+    sent = len(run_queue.runs)
+
+    url = f"/v1/runs/{run_id}/approvals"
+    first = client.post(
+        url, json={"decisions": [{"call_id": "call-1", "decision": "approve"}]}, headers=auth
+    )
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "requires_action"
+    assert [c["call_id"] for c in first.json()["required_action"]["calls"]] == ["call-2"]
+    assert len(run_queue.runs) == sent  # still waiting: nothing sent
+    edit = {"call_id": "call-2", "decision": "edit", "arguments": {"account": "b", "amount": 1}}
+    second = client.post(url, json={"decisions": [edit]}, headers=auth)
+    assert second.status_code == 200, second.text
+    assert (second.json()["status"], second.json()["required_action"]) == ("queued", None)
+    assert run_queue.runs[-1] == uuid.UUID(run_id)
+    steps = client.get(f"/v1/runs/{run_id}/steps", headers=auth).json()["data"]
+    calls = steps[0]["tool_calls"]
+    assert [c["approval"] for c in calls] == ["approved", "approved"]
+    assert calls[1]["arguments"] == '{"account": "b", "amount": 1}'
+    run = support.load(engine, run_id)
+    with transaction(engine) as session:  # the stream would stay open: the run is queued
+        types = [e.type for e in read_events(session, run.tenant_id, run.id)]
+    assert types.count("tool.approval") == 2
+    assert "run.requires_action" in types
+
+    again = client.post(
+        url, json={"decisions": [{"call_id": "call-1", "decision": "deny"}]}, headers=auth
+    )
+    assert again.status_code == 409
+    assert again.json()["error"]["type"] == "conflict"
+
+
+@pytest.mark.parametrize(
+    ("decision", "param"),
+    [
+        ({"call_id": "call-1", "decision": "edit", "arguments": {"account": "a"}}, "arguments"),
+        (
+            {"call_id": "call-1", "decision": "edit", "arguments": {"account": 3, "amount": 1}},
+            "arguments",
+        ),
+        ({"call_id": "call-1", "decision": "edit"}, "decisions"),
+        ({"call_id": "call-1", "decision": "approve", "arguments": {}}, "decisions"),
+        ({"call_id": "call-1", "decision": "maybe"}, "decision"),
+        ({"call_id": "call-1", "decision": "answer", "message": "yes"}, "decision"),
+        ({"call_id": "call-1", "decision": "answer"}, "decisions"),
+    ],
+)
+def test_an_edit_that_does_not_fit_or_a_malformed_decision_is_422_and_changes_nothing(
+    client: TestClient,
+    auth: Headers,
+    session_id: str,
+    engine: Engine,
+    decision: dict[str, object],
+    param: str,
+) -> None:
+    run_id = _waiting_run(client, auth, session_id, engine)
+    response = client.post(
+        f"/v1/runs/{run_id}/approvals", json={"decisions": [decision]}, headers=auth
+    )
+    assert response.status_code == 422, response.text
+    assert param in (response.json()["error"].get("param") or "")
+    run = client.get(f"/v1/runs/{run_id}", headers=auth).json()
+    assert len(run["required_action"]["calls"]) == 2
+
+
+def test_approvals_for_unknown_calls_other_tenants_and_runs_not_waiting(
+    client: TestClient, auth: Headers, other_auth: Headers, session_id: str, engine: Engine
+) -> None:
+    run_id = _waiting_run(client, auth, session_id, engine)
+    url = f"/v1/runs/{run_id}/approvals"
+    approve = {"decisions": [{"call_id": "call-1", "decision": "approve"}]}
+    assert client.post(url, json=approve, headers=other_auth).status_code == 404
+    unknown = {"decisions": [{"call_id": "call-9", "decision": "approve"}]}
+    assert client.post(url, json=unknown, headers=auth).status_code == 404
+    twice = {"decisions": [{"call_id": "call-1", "decision": "approve"}] * 2}
+    assert client.post(url, json=twice, headers=auth).status_code == 422
+    queued = _start_run(client, auth, session_id, queue=True)
+    response = client.post(f"/v1/runs/{queued}/approvals", json=approve, headers=auth)
+    assert response.status_code == 409
+    assert "not waiting for approval" in response.json()["error"]["message"]
+    cancelled = client.post(f"/v1/runs/{run_id}/cancel", headers=auth).json()
+    assert cancelled["status"] == "cancelled"
+    assert client.post(url, json=approve, headers=auth).status_code == 409

@@ -4,6 +4,7 @@ real API (alone for its errors, with a real worker and model for a conversation)
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -112,6 +113,75 @@ def test_an_answer_that_did_not_stream_is_printed_whole_and_a_failure_is_shown()
     assert out.getvalue() == (
         "you> hello\nhelper> Hi there.\n  [run failed: the model went away]\nyou> \n"
     )
+
+
+def test_calls_that_need_approval_are_asked_about_inline() -> None:
+    pending = [
+        {"call_id": "c1", "name": "transfer", "arguments": '{"amount": 500}', "parameters": {}},
+        {"call_id": "c2", "name": "transfer", "arguments": '{"amount": 9}', "parameters": {}},
+    ]
+    waiting = [
+        *tool_run()[:3],
+        sse(4, "run.requires_action", step=1, calls=pending, expires_at="2026-12-08T00:00:00Z"),
+        sse(5, "tool.approval", step=1, call_id="c1", decision="deny", message="too much"),
+        sse(6, "tool.approval", step=1, call_id="c2", decision="edit", arguments='{"amount": 1}'),
+        sse(7, "message", message_id=str(RUN_ID), content="I sent 1."),
+        sse(8, "run.succeeded", status="succeeded", stop_reason="answer", steps=2, usage=USAGE),
+    ]
+    server = Server(
+        [
+            answer(201, session_body()),
+            lambda _r: event_stream(b"".join(waiting)),
+            answer(422, error_body("validation_error", "does not fit the tool's schema")),
+            answer(200, run_body("queued")),
+        ]
+    )
+    typed = 'pay\nn\ntoo much\ne\nnot json\n{"amount": "x"}\nn\ntoo much\ne\n{"amount": 1}\n'
+    io_, out, _ = console(typed)
+    assert cli_chat.chat(client(server), AGENT, io_) == 0
+    shown = out.getvalue()
+    assert "  [2 tool call(s) wait for your approval]\n" in shown
+    assert '  approve transfer({"amount": 500})? [y/n/e] n\n' in shown
+    assert "  [not JSON: Expecting value]\n" in shown
+    assert "  [not accepted: does not fit the tool's schema]\n" in shown
+    assert "helper> I sent 1.\n" in shown
+    refused, sent = server.requests[2], server.requests[3]
+    assert (sent.method, sent.url.path) == ("POST", f"/v1/runs/{RUN_ID}/approvals")
+    assert json.loads(refused.content)["decisions"][1]["arguments"] == {"amount": "x"}
+    assert json.loads(sent.content) == {
+        "decisions": [
+            {"call_id": "c1", "decision": "deny", "message": "too much"},
+            {"call_id": "c2", "decision": "edit", "arguments": {"amount": 1}},
+        ]
+    }
+
+
+def test_a_question_of_the_model_is_answered_with_the_next_line() -> None:
+    asked = {
+        "call_id": "q1",
+        "name": "ask_user",
+        "arguments": '{"question": "For how many people?"}',
+        "parameters": {},
+        "kind": "question",
+    }
+    waiting = [
+        sse(1, "run.requires_action", step=1, calls=[asked], expires_at="2026-12-08T00:00:00Z"),
+        sse(2, "message", message_id=str(RUN_ID), content="Booked for four."),
+        sse(3, "run.succeeded", status="succeeded", stop_reason="answer", steps=2, usage=USAGE),
+    ]
+    server = Server(
+        [
+            answer(201, session_body()),
+            lambda _r: event_stream(b"".join(waiting)),
+            answer(200, run_body("queued")),
+        ]
+    )
+    io_, out, _ = console("book a table\nFour of us.\n")
+    assert cli_chat.chat(client(server), AGENT, io_) == 0
+    assert "  For how many people?\n  your answer: Four of us.\n" in out.getvalue()
+    assert json.loads(server.requests[2].content) == {
+        "decisions": [{"call_id": "q1", "decision": "answer", "message": "Four of us."}]
+    }
 
 
 def test_ctrl_c_during_a_reply_cancels_its_run_and_returns_to_the_prompt() -> None:

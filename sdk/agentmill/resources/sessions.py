@@ -201,8 +201,9 @@ class Sessions:
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Run:
-        """Send a user message and return its run once finished; `RunTimeoutError` (with the
-        run as it stands) if it has not ended within `timeout_s` seconds. `ConflictError` if the
+        """Send a user message and return its run once finished, or once it waits for a
+        human's approval (`required_action`); `RunTimeoutError` (with the run as it stands) if
+        neither within `timeout_s` seconds. `ConflictError` if the
         session is busy, unless `queue` (run after the active one)."""
         deadline = time.monotonic() + timeout_s
         call = wait_call(
@@ -216,7 +217,7 @@ class Sessions:
         )
         run = Run.model_validate(self._http.send(call).json())
         left = deadline - time.monotonic()
-        if run.finished:
+        if run.finished or run.status == "requires_action":
             return run
         if left <= 0:
             raise RunTimeoutError(run, timeout_s)
@@ -339,7 +340,7 @@ class AsyncSessions:
         )
         run = Run.model_validate((await self._http.send(call)).json())
         left = deadline - time.monotonic()
-        if run.finished:
+        if run.finished or run.status == "requires_action":
             return run
         if left <= 0:
             raise RunTimeoutError(run, timeout_s)

@@ -244,3 +244,42 @@ def test_an_approved_call_cut_short_by_a_dead_worker_is_not_asked_again(bank: Wo
     assert bank.run(run_id).status == "succeeded"
     assert SENT == []  # not repeated: transfer is not idempotent
     assert "outcome unknown" in model.requests[0].messages[-1]["content"]
+
+
+def test_ask_user_waits_for_the_answer_and_the_model_reads_it(world: World) -> None:
+    run = world.message("book me a table")
+    question = {"question": "For how many people?"}
+    world.executor(ScriptedModel([tool_calls_reply(("ask_user", question))])).execute(run.id)
+
+    waiting = world.run(run.id)
+    assert waiting.status == "requires_action"  # with no approval policy at all
+    assert waiting.required_action is not None
+    (call,) = waiting.required_action.calls
+    assert (call.name, call.kind) == ("ask_user", "question")
+    with pytest.raises(Conflict, match="takes answer or deny"):
+        decide(world, run.id, CallDecision("call_1", "approve"))
+    assert decide(world, run.id, CallDecision("call_1", "answer", message="Four of us."))
+    model = ScriptedModel([text_reply("Booked for four.")])
+    world.executor(model).execute(run.id)
+
+    assert world.run(run.id).output == "Booked for four."
+    (done,) = world.steps(run.id)[0].tool_calls
+    assert (done.result, done.is_error) == ("Four of us.", False)
+    assert model.requests[0].messages[-1]["content"] == "Four of us."
+
+
+def test_a_question_left_unanswered_tells_the_model_so(world: World) -> None:
+    run = world.message("book me a table")
+    asked = tool_calls_reply(("ask_user", {"question": "When?"}))
+    world.executor(ScriptedModel([asked])).execute(run.id)
+    decide(world, run.id, CallDecision("call_1", "deny"))
+    model = ScriptedModel([text_reply("No date, no table.")])
+    world.executor(model).execute(run.id)
+    assert model.requests[0].messages[-1]["content"] == approvals.UNANSWERED
+
+
+def test_an_answer_is_only_for_questions(bank: World) -> None:
+    run_id, _ = paid_run(bank)
+    with pytest.raises(Conflict, match="takes approve, deny or edit"):
+        decide(bank, run_id, CallDecision("call_1", "answer", message="yes"))
+    assert bank.run(run_id).status == "requires_action"

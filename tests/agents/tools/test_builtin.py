@@ -171,7 +171,7 @@ def test_fixed_clock_needs_an_aware_time() -> None:
 
 def test_builtins_register_and_run_as_tools() -> None:
     registry = ToolRegistry(BUILTIN_TOOLS)
-    assert registry.names() == ["calculator", "current_time"]
+    assert registry.names() == ["calculator", "current_time", "ask_user"]
     calc = registry.get("calculator").schema()["function"]
     assert calc["description"] == (
         "Evaluate an arithmetic expression exactly as written and return the number."
@@ -186,3 +186,10 @@ def test_builtins_register_and_run_as_tools() -> None:
     assert asyncio.run(registry.get("current_time").call(ctx, "{}")) == "2025-03-01T00:00:00+00:00"
     with pytest.raises(ToolError, match="division by zero"):
         asyncio.run(registry.get("calculator").call(ctx, '{"expression": "1/0"}'))
+
+
+def test_ask_user_has_a_question_schema_and_never_invents_an_answer() -> None:
+    ask = ToolRegistry(BUILTIN_TOOLS).get("ask_user")
+    assert ask.schema()["function"]["parameters"]["required"] == ["question"]
+    with pytest.raises(ToolError, match="answered by a person"):
+        asyncio.run(ask.call(_ctx(datetime(2025, 3, 1, tzinfo=UTC)), '{"question": "why?"}'))

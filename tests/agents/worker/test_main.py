@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from agents import agent_store
-from agents.records import MemoryPolicy, NewAgent, Run
+from agents.records import AgentChanges, ApprovalPolicy, CallDecision, MemoryPolicy, NewAgent, Run
+from agents.runs import approvals
 from agents.runs import store as run_store
 from agents.runs.events import read_events
 from agents.tools.runner import OUTCOME_UNKNOWN
@@ -135,6 +136,68 @@ def test_a_killed_worker_is_replaced_and_no_tool_call_runs_twice(
     )
     assert all(count == 1 for count in per_call.values()), per_call  # nothing duplicated
     assert [e.data["attempt"] for e in events if e.type == "run.started"][-1] >= 2
+
+
+def wait_status(
+    engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID, status: str, timeout_s: float
+) -> Run:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with transaction(engine) as session:
+            run = run_store.get_run(session, tenant_id, run_id)
+        if run.status == status or run.finished:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} not {status} after {timeout_s} s: {run.status}")
+
+
+def test_a_run_waiting_for_approval_outlives_its_worker_and_resumes_on_another(
+    engine: Engine,
+    database_url: str,
+    redis_url: str,
+    inference_url: str,
+    start_worker: WorkerFactory,
+    tmp_path: Path,
+) -> None:
+    record = tmp_path / "record.txt"
+    record.touch()
+    env = worker_env(database_url, redis_url, inference_url, AGENTMILL_TEST_RECORD=str(record))
+    doomed: Worker = start_worker(env)
+    queue = RunQueue(make_celery(Settings(broker_url=redis_url), database_url))
+    tenant_id, agent_id = make_agent(engine, ["slow_record"], max_steps=2)
+    with transaction(engine) as session:
+        policy = ApprovalPolicy(tools=("slow_record",), timeout_s=600)
+        agent_store.update_agent(session, tenant_id, agent_id, AgentChanges(approval=policy))
+    chat = new_session(engine, tenant_id, agent_id, "bob")
+    run = send(engine, queue, tenant_id, chat, "Record the note 'hello'.")
+
+    waiting = wait_status(engine, tenant_id, run.id, "requires_action", 120)
+    assert waiting.status == "requires_action", doomed.output()
+    assert waiting.required_action is not None
+    assert record.read_text() == ""  # nothing ran before the approval
+    doomed.kill()  # the worker dies while the run waits: it held nothing
+    pending = [CallDecision(c.call_id, "approve") for c in waiting.required_action.calls]
+    with transaction(engine) as session:
+        assert approvals.decide(session, tenant_id, run.id, pending)
+    queue.enqueue_run(run.id)
+    start_worker(env)
+    done = wait_finished(engine, tenant_id, run.id, 180)
+
+    assert done.finished
+    lines = [line.split() for line in record.read_text().splitlines()]
+    started = Counter(call for kind, call, _ in lines if kind == "start")
+    approved = {d.call_id for d in pending}
+    assert approved <= set(started), lines  # every approved call ran, each once
+    assert all(started[call_id] == 1 for call_id in approved), lines
+    with transaction(engine) as session:
+        events = read_events(session, tenant_id, run.id)
+    kinds = [e.type for e in events]
+    assert (
+        kinds.index("run.requires_action")
+        < kinds.index("tool.approval")
+        < kinds.index("tool.result")
+    )
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 
 def test_a_worker_gives_large_scopes_their_own_vector_indexes(
