@@ -241,6 +241,13 @@ class Settings(BaseSettings):
         "started) runs, so one tenant's backlog delays another's run by one slot's turn at "
         "most; false = strict queue order.",
     )
+    run_tool_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Most tool calls of one model reply a run executes at once (the rest "
+        "follow as those end); 1 runs a reply's calls one after another.",
+    )
     run_lease_s: float = Field(
         default=30.0,
         ge=1.0,

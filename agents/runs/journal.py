@@ -110,16 +110,16 @@ class RunJournal:
         self.write(lambda session, row: run_store.record_step(session, row, write))
         return run_store.written_step(write, self.services.clock.now())
 
-    def tool_started(self, step: int, call_id: str) -> None:
-        """Mark a call started, with the lease renewed, in one committed transaction: from
-        then on a later attempt knows it may have taken effect."""
+    def tools_started(self, step: int, call_ids: list[str]) -> None:
+        """Mark calls started, with the lease renewed, in one committed transaction: from
+        then on a later attempt knows they may have taken effect."""
         run_id = self.run.id
-        self.retry(
-            lambda: self.lease.renew(
-                lambda session: run_store.mark_started(session, run_id, step, call_id)
-            ),
-            "database",
-        )
+
+        def mark(session: Session) -> None:
+            for call_id in call_ids:
+                run_store.mark_started(session, run_id, step, call_id)
+
+        self.retry(lambda: self.lease.renew(mark), "database")
 
     def record_tool_result(self, step: int, call: ToolCallRecord) -> None:
         """Persist a finished call's result and its tool.result event."""

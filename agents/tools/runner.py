@@ -1,8 +1,9 @@
 """Running a step's tool calls so that each one's effects happen once.
 
-Per call, in order: a call with a result is never run again. Otherwise the call is marked
-started, with the lease renewed, in one committed transaction; the tool runs (fenced: stopped
-before the lease could lapse); its result is stored under the call's id. A call found started
+A call with a result is never run again. The others of a step (one model reply) run together,
+at most `run_tool_concurrency` at a time: such a chunk is marked started, with the lease
+renewed, in one committed transaction; the tools run concurrently (fenced: stopped before the
+lease could lapse); each result is stored under its call's id as it comes in. A call found started
 but without a result was cut short by a dead worker or a lost lease, so it may have taken
 effect: an idempotent tool (`Tool.idempotent`) runs it again with the same idempotency key;
 any other gets OUTCOME_UNKNOWN as its result, an error the model reads, and is not repeated.
@@ -18,8 +19,10 @@ edited arguments, which the model is told of); a denied one is answered with the
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import queue
 from dataclasses import replace
 from typing import Any
 
@@ -63,15 +66,67 @@ def on_tool_threads(tool: Tool, threads: ToolThreads) -> Tool:
 
 def run_tool_calls(journal: RunJournal, step: Step, tools: ToolRegistry, ctx: ToolContext) -> Step:
     """Execute the step's calls that have no result yet, persisting each as it ends; returns
-    the step with every result."""
-    done: list[ToolCallRecord] = []
+    the step with every result. Calls that need no running (denied, answered, of unknown
+    outcome, of a missing tool) are answered first; the rest run concurrently, at most
+    `run_tool_concurrency` at a time, each chunk marked started in one commit before it runs."""
+    ended: dict[str, ToolCallRecord] = {}
+    runnable: list[tuple[ToolCallRecord, Tool]] = []
     for call in step.tool_calls:
-        if call.result is None:
-            result, is_error = _execute(journal, step.step, call, tools, ctx)
-            call = replace(call, result=_reviewed(step, call, result), is_error=is_error)
-            journal.record_tool_result(step.step, call)
-        done.append(call)
-    return replace(step, tool_calls=tuple(done))
+        if call.result is not None:
+            continue
+        settled = _without_running(journal, step.step, call, tools)
+        if settled is None:
+            runnable.append((call, tools.get(call.name)))
+        else:
+            ended[call.call_id] = _finish(journal, step, call, *settled)
+    limit = journal.services.settings.run_tool_concurrency
+    for start in range(0, len(runnable), limit):
+        for call in _run_together(journal, step, runnable[start : start + limit], ctx):
+            ended[call.call_id] = call
+    return replace(step, tool_calls=tuple(ended.get(c.call_id, c) for c in step.tool_calls))
+
+
+def _finish(
+    journal: RunJournal, step: Step, call: ToolCallRecord, result: str, is_error: bool
+) -> ToolCallRecord:
+    """Persist the call's result (with the reviewer's notes) and return it."""
+    done = replace(call, result=_reviewed(step, call, result), is_error=is_error)
+    journal.record_tool_result(step.step, done)
+    return done
+
+
+def _run_together(
+    journal: RunJournal, step: Step, chunk: list[tuple[ToolCallRecord, Tool]], ctx: ToolContext
+) -> list[ToolCallRecord]:
+    """Run these calls at once, each result persisted (from this thread) as it comes in."""
+    run, threads = journal.run, journal.services.portal.tool_threads
+    journal.tools_started(step.step, [call.call_id for call, _ in chunk])
+    finished: queue.SimpleQueue[tuple[ToolCallRecord, str, bool]] = queue.SimpleQueue()
+    recorded: list[ToolCallRecord] = []
+
+    async def one(call: ToolCallRecord, tool: Tool) -> None:
+        key = idempotency_key(run, step.step, call.call_id)
+        call_ctx = replace(ctx, tool_call_id=call.call_id, idempotency_key=key)
+        try:
+            result = await on_tool_threads(tool, threads).call(call_ctx, call.arguments)
+            finished.put((call, result, False))
+        except ToolError as exc:
+            finished.put((call, exc.message, True))
+
+    async def together() -> None:
+        await asyncio.gather(*(one(call, tool) for call, tool in chunk))
+
+    def flush() -> None:
+        while True:
+            try:
+                call, result, is_error = finished.get_nowait()
+            except queue.Empty:
+                return
+            recorded.append(_finish(journal, step, call, result, is_error))
+
+    journal.lease.wait(together(), fenced=True, tick=flush)
+    flush()
+    return recorded
 
 
 def _reviewed(step: Step, call: ToolCallRecord, result: str) -> str:
@@ -87,11 +142,11 @@ def _reviewed(step: Step, call: ToolCallRecord, result: str) -> str:
     return "\n".join([result, *(f"({note})" for note in notes)])
 
 
-def _execute(
-    journal: RunJournal, step: int, call: ToolCallRecord, tools: ToolRegistry, ctx: ToolContext
-) -> tuple[str, bool]:
-    """The call's result and whether it is an error."""
-    run = journal.run
+def _without_running(
+    journal: RunJournal, step: int, call: ToolCallRecord, tools: ToolRegistry
+) -> tuple[str, bool] | None:
+    """The result of a call that is not to run (and whether it is an error); None for a
+    call whose tool runs now."""
     if call.approval == "denied":
         return approvals.denial(call), True
     answered = approvals.answer(call)
@@ -102,7 +157,7 @@ def _execute(
         log.warning(
             "run %s: call %s (%s) of step %d was started by an earlier attempt and is not "
             "idempotent; its outcome is unknown and it is not run again",
-            run.id,
+            journal.run.id,
             call.call_id,
             call.name,
             step,
@@ -110,11 +165,4 @@ def _execute(
         return OUTCOME_UNKNOWN, True
     if tool is None:  # the agent's tools changed, or this worker lacks one
         return UnknownTool(call.name, tools.names()).message, True
-    key = idempotency_key(run, step, call.call_id)
-    journal.tool_started(step, call.call_id)
-    call_ctx = replace(ctx, tool_call_id=call.call_id, idempotency_key=key)
-    runnable = on_tool_threads(tool, journal.services.portal.tool_threads)
-    try:
-        return journal.lease.wait(runnable.call(call_ctx, call.arguments), fenced=True), False
-    except ToolError as exc:
-        return exc.message, True
+    return None

@@ -116,6 +116,9 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
     # A finished run: were the stream served, it would end rather than hang the test.
     ("GET", "/v1/runs/{run_id}/events"): (Foreign(ids={"run_id": "finished_run_id"}),),
     ("POST", "/v1/runs/{run_id}/cancel"): (Foreign(),),
+    ("POST", "/v1/runs/{run_id}/approvals"): (
+        Foreign(body=lambda w: {"decisions": [{"call_id": "call_1", "decision": "approve"}]}),
+    ),
     # batches
     ("POST", "/v1/batches"): (
         Foreign(body=lambda w: {"agent_id": w.a["agent_id"], "items": [{"input": "q"}]}),

@@ -63,7 +63,7 @@ def test_unknown_tool_goes_back_to_the_model() -> None:
     (error,) = decision.errors
     assert error.call == output.tool_calls[0]
     assert error.message == (
-        "unknown tool 'get_weather'; available tools: calculator, current_time"
+        "unknown tool 'get_weather'; available tools: ask_user, calculator, current_time"
     )
 
 
@@ -96,7 +96,7 @@ def test_unusable_outputs_are_bounded_then_the_run_fails() -> None:
     assert isinstance(bad_call, Failed)
     assert bad_call.reason.endswith(
         "the last: invalid tool call: unknown tool 'nope'; "
-        "available tools: calculator, current_time"
+        "available tools: ask_user, calculator, current_time"
     )
     just_under = RunState(step=4, max_steps=10, invalid_attempts=2, max_invalid_attempts=3)
     assert decide(just_under, ChatResult(content=None), TOOLS) == EmptyOutput(attempt=3)

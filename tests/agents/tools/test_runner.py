@@ -1,4 +1,5 @@
-"""Exactly-once tool effects (agents/tools/runner.py): a call is marked started before its tool
+"""Exactly-once tool effects (agents/tools/runner.py): the calls of one reply run at the same
+time, at most `run_tool_concurrency` at once; a call is marked started before its tool
 runs; a resumed run re-runs a started, unfinished call only when its tool is idempotent, with
 the same idempotency key, and otherwise answers it "outcome unknown"; a core memory edit run
 twice changes the block once; a tool that outlives the lease never runs twice at once."""
@@ -270,3 +271,72 @@ def test_a_worker_cut_off_its_database_stops_the_tool_before_another_worker_star
     assert a[2] == b[2] == f"{run.id}:1:call_1"  # one call, one key
     (call,) = world.steps(run.id)[0].tool_calls
     assert (call.result, call.starts) == ("done x", 2)
+
+
+def meeting_tools() -> list[Tool]:
+    """Two async tools that each finish only once the other has begun: they end only when
+    run at the same time (a timeout turns a serial run into a tool error, not a hang)."""
+    arrived: dict[str, asyncio.Event] = {}
+
+    def event(name: str) -> asyncio.Event:
+        return arrived.setdefault(name, asyncio.Event())
+
+    def meeter(me: str, other: str) -> Tool:
+        async def meet(ctx: ToolContext) -> str:
+            """Wait for the other side."""
+            event(me).set()
+            await asyncio.wait_for(event(other).wait(), timeout=3)
+            return f"{me} met {other}"
+
+        return tool(meet, name=me, timeout_s=10)
+
+    return [meeter("left", "right"), meeter("right", "left")]
+
+
+def test_the_calls_of_one_reply_run_at_the_same_time(new_world: WorldFactory) -> None:
+    world = new_world(extra_tools=meeting_tools())
+    run = world.message("meet")
+    model = ScriptedModel([tool_calls_reply(("left", {}), ("right", {})), text_reply("met")])
+    world.executor(model).execute(run.id)
+
+    assert world.run(run.id).status == "succeeded"
+    left, right = world.steps(run.id)[0].tool_calls
+    assert (left.result, left.is_error) == ("left met right", False)
+    assert (right.result, right.is_error) == ("right met left", False)
+    assert (left.starts, right.starts) == (1, 1)
+    results = [e.data["call_id"] for e in world.events(run.id) if e.type == "tool.result"]
+    assert sorted(results) == ["call_1", "call_2"]  # each stored once
+    sent = model.requests[1].messages
+    assert [m.get("tool_call_id") for m in sent[-2:]] == ["call_1", "call_2"]  # model's order
+
+
+def test_at_most_run_tool_concurrency_calls_run_at_once(
+    new_world: WorldFactory, loop_settings: Settings
+) -> None:
+    effects = Effects()
+    settings = loop_settings.model_copy(update={"run_tool_concurrency": 2})
+    world = new_world(settings, extra_tools=[slow_tool(effects, 0.3)])
+    run = world.message("five tasks")
+    calls = [("long_task", {"label": str(i)}) for i in range(5)]
+    world.executor(ScriptedModel([tool_calls_reply(*calls), text_reply("done")])).execute(run.id)
+
+    assert world.run(run.id).status == "succeeded"
+    spans = sorted(effects.spans)
+    most = max(sum(1 for b, e, _ in spans if b <= start < e) for start, _, _ in spans)
+    assert most == 2
+    assert [c.result for c in world.steps(run.id)[0].tool_calls] == [f"done {i}" for i in range(5)]
+
+
+def test_one_at_a_time_when_the_limit_is_one(
+    new_world: WorldFactory, loop_settings: Settings
+) -> None:
+    settings = loop_settings.model_copy(update={"run_tool_concurrency": 1})
+    world = new_world(settings, extra_tools=meeting_tools())
+    run = world.message("meet")
+    model = ScriptedModel([tool_calls_reply(("left", {}), ("right", {})), text_reply("no")])
+    world.executor(model).execute(run.id)
+
+    left, right = world.steps(run.id)[0].tool_calls
+    assert left.is_error  # waited for a partner that had not started
+    assert "TimeoutError" in (left.result or "")
+    assert right.result == "right met left"  # left had arrived before it
