@@ -105,8 +105,10 @@ class ToolThreads:
     exit), at most `max_hung` of them hung at a time. A call whose caller stops waiting while
     its function still runs is hung until the function returns, if ever; while `max_hung` are,
     a new call is refused with a ToolError the model reads, rather than queued behind them or
-    given yet another thread. Calls that are not hung are bounded by the worker's run threads,
-    which run their tool calls one at a time."""
+    given yet another thread. Calls that are not hung are bounded by the worker's run threads
+    times `run_tool_concurrency` (a run's calls of one reply run together); the check is made
+    as a call starts, so calls started together may take the count past `max_hung` by at most
+    that many."""
 
     def __init__(self, max_hung: int = DEFAULT_MAX_HUNG_TOOLS, name: str = "agentmill-tool"):
         if max_hung < 1:

@@ -128,8 +128,9 @@ def test_a_full_cap_refuses_the_next_sync_call_as_a_tool_error(
     engine: Engine, loop_settings: Settings
 ) -> None:
     portal = Portal(max_hung_tools=2)
+    one_at_a_time = loop_settings.model_copy(update={"run_tool_concurrency": 1})
     try:
-        world = make_world(engine, loop_settings, portal, [HANG])
+        world = make_world(engine, one_at_a_time, portal, [HANG])
         run = world.message("hang thrice")
         calls = [("hang", {"seconds": 1}) for _ in range(3)]
         world.executor(ScriptedModel([tool_calls_reply(*calls), text_reply("ok")])).execute(run.id)
