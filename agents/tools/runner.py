@@ -68,7 +68,8 @@ def run_tool_calls(journal: RunJournal, step: Step, tools: ToolRegistry, ctx: To
     """Execute the step's calls that have no result yet, persisting each as it ends; returns
     the step with every result. Calls that need no running (denied, answered, of unknown
     outcome, of a missing tool) are answered first; the rest run concurrently, at most
-    `run_tool_concurrency` at a time, each chunk marked started in one commit before it runs."""
+    `run_tool_concurrency` at a time, each chunk marked started in one commit before it runs;
+    memory tool calls run one at a time, in order, after the others."""
     ended: dict[str, ToolCallRecord] = {}
     runnable: list[tuple[ToolCallRecord, Tool]] = []
     for call in step.tool_calls:
@@ -79,11 +80,21 @@ def run_tool_calls(journal: RunJournal, step: Step, tools: ToolRegistry, ctx: To
             runnable.append((call, tools.get(call.name)))
         else:
             ended[call.call_id] = _finish(journal, step, call, *settled)
-    limit = journal.services.settings.run_tool_concurrency
-    for start in range(0, len(runnable), limit):
-        for call in _run_together(journal, step, runnable[start : start + limit], ctx):
+    for chunk in _chunks(runnable, journal.services.settings.run_tool_concurrency):
+        for call in _run_together(journal, step, chunk, ctx):
             ended[call.call_id] = call
     return replace(step, tool_calls=tuple(ended.get(c.call_id, c) for c in step.tool_calls))
+
+
+def _chunks(
+    runnable: list[tuple[ToolCallRecord, Tool]], limit: int
+) -> list[list[tuple[ToolCallRecord, Tool]]]:
+    """What runs together: the other tools' calls `limit` at a time, then each memory tool's
+    call alone, in the model's order (edits of one block depend on their order, and a user's
+    first write creates the block)."""
+    others = [pair for pair in runnable if pair[1] not in MEMORY_TOOLS]
+    chunks = [others[start : start + limit] for start in range(0, len(others), limit)]
+    return chunks + [[pair] for pair in runnable if pair[1] in MEMORY_TOOLS]
 
 
 def _finish(
