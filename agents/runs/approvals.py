@@ -132,8 +132,11 @@ def decide(
     calls = {
         row.call_id: row
         for row in session.scalars(
+            # The waiting step is the run's last (call ids repeat across steps).
             select(ToolCallRow).where(
-                ToolCallRow.run_id == run.id, ToolCallRow.approval.is_not(None)
+                ToolCallRow.run_id == run.id,
+                ToolCallRow.step == run.steps,
+                ToolCallRow.approval.is_not(None),
             )
         )
     }
@@ -141,7 +144,7 @@ def decide(
         row = calls.get(decision.call_id)
         param = f"decisions[{index}].call_id"
         if row is None:
-            raise _unknown_call(session, run.id, decision.call_id)
+            raise _unknown_call(session, run, decision.call_id)
         if row.approval != "pending":
             raise Conflict(
                 f"tool call {decision.call_id!r} was {row.approval} already", param=param
@@ -215,10 +218,12 @@ def _resume(run: RunRow) -> None:
     run.enqueued_at = func.now()
 
 
-def _unknown_call(session: Session, run_id: uuid.UUID, call_id: str) -> Exception:
+def _unknown_call(session: Session, run: RunRow, call_id: str) -> Exception:
     exists = session.scalar(
         select(ToolCallRow.call_id).where(
-            ToolCallRow.run_id == run_id, ToolCallRow.call_id == call_id
+            ToolCallRow.run_id == run.id,
+            ToolCallRow.step == run.steps,
+            ToolCallRow.call_id == call_id,
         )
     )
     if exists is not None:

@@ -283,3 +283,16 @@ def test_an_answer_is_only_for_questions(bank: World) -> None:
     with pytest.raises(Conflict, match="takes approve, deny or edit"):
         decide(bank, run_id, CallDecision("call_1", "answer", message="yes"))
     assert bank.run(run_id).status == "requires_action"
+
+
+def test_a_later_step_reusing_a_call_id_is_decided_on_its_own(bank: World) -> None:
+    run_id, _ = paid_run(bank)
+    decide(bank, run_id, CallDecision("call_1", "approve"))
+    again = tool_calls_reply(("transfer", {"account": "acct-9", "amount": 9}))  # id call_1 again
+    bank.executor(ScriptedModel([again])).execute(run_id)
+    assert bank.run(run_id).required_action.step == 2  # type: ignore[union-attr]
+
+    assert decide(bank, run_id, CallDecision("call_1", "deny")) is True
+    bank.executor(ScriptedModel([text_reply("one sent")])).execute(run_id)
+    assert SENT == ["acct-0:5"]
+    assert [s.tool_calls[0].approval for s in bank.steps(run_id)[:2]] == ["approved", "denied"]
