@@ -14,12 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agents.errors import AgentBusy
+from agents.mcp import store as mcp_store
 from agents.records import (
     ACTIVE_STATUSES,
     Agent,
     AgentChanges,
     ApprovalPolicy,
     ChatSession,
+    McpServerUse,
     MemoryPolicy,
     Message,
     NewAgent,
@@ -42,6 +44,7 @@ def _agent(row: AgentRow) -> Agent:
         max_steps=row.max_steps,
         tool_choice=_tool_choice(row.tool_choice),
         approval=ApprovalPolicy.from_json(dict(row.approval)),
+        mcp_servers=tuple(McpServerUse.from_json(dict(use)) for use in row.mcp_servers),
         temperature=row.temperature,
         metadata=dict(row.metadata_),
         created_at=row.created_at,
@@ -87,6 +90,8 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
         columns["approval"] = columns["approval"].as_json()
     if "tools" in columns:
         columns["tools"] = list(columns["tools"])
+    if "mcp_servers" in columns:
+        columns["mcp_servers"] = [use.as_json() for use in columns["mcp_servers"]]
     if "metadata" in columns:
         columns["metadata_"] = dict(columns.pop("metadata"))
     return columns
@@ -95,6 +100,7 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
 def create_agent(session: Session, tenant_id: uuid.UUID, new: NewAgent) -> Agent:
     """Insert an agent; Conflict when the tenant has one of that name."""
     values = {f.name: getattr(new, f.name) for f in dataclasses.fields(new)}
+    mcp_store.check_names(session, tenant_id, [use.server for use in new.mcp_servers])
     row = AgentRow(id=uuid.uuid4(), tenant_id=tenant_id, **_columns(values))
     try:
         with session.begin_nested():
@@ -158,6 +164,8 @@ def update_agent(
     """Apply the fields `changes` sets; NotFound, or Conflict on a taken name."""
     row = _agent_row(session, tenant_id, agent_id)
     sent = changes.sent()
+    if "mcp_servers" in sent:
+        mcp_store.check_names(session, tenant_id, [use.server for use in sent["mcp_servers"]])
     for column, value in _columns(sent).items():
         setattr(row, column, value)
     row.updated_at = func.now()

@@ -21,12 +21,16 @@ AgentmillError
 Conflict (core.errors, HTTP 409)
  ├── SessionBusy                       the session already has an active run
  ├── AgentBusy                         an agent with active runs cannot be deleted
- └── IdempotencyKeyReused              the key came back with a different request
+ ├── IdempotencyKeyReused              the key came back with a different request
+ └── McpServerInUse                    an MCP server agents name cannot be deleted
+
+UserError (core.errors)
+ └── UnknownMcpServer                  an agent names an MCP server not registered (422)
 """
 
 from __future__ import annotations
 
-from core.errors import AgentmillError, Conflict
+from core.errors import AgentmillError, Conflict, UserError
 
 INTERNAL_ERROR_MESSAGE = (
     "the run stopped on an internal error; the worker's log has the details under this run's id"
@@ -150,3 +154,24 @@ class LeaseLost(AgentError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"run {run_id}: lease lost to another worker")
         self.run_id = run_id
+
+
+class UnknownMcpServer(UserError):
+    """An agent names MCP servers its tenant has not registered (422)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(
+            f"no MCP server named {', '.join(repr(n) for n in names)}; register it first "
+            "(POST /v1/mcp-servers)",
+            param="mcp_servers",
+        )
+
+
+class McpServerInUse(Conflict):
+    """An MCP server cannot be deleted while agents name it."""
+
+    def __init__(self, name: str, agents: list[str]) -> None:
+        shown = ", ".join(repr(a) for a in agents[:5]) + (" and more" if len(agents) > 5 else "")
+        super().__init__(
+            f"MCP server {name!r} is used by the agent(s) {shown}; remove it from them first"
+        )

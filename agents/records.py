@@ -67,13 +67,19 @@ class ApprovalPolicy:
     """Which of an agent's tool calls wait for a human's approval before they run."""
 
     tools: tuple[str, ...] = ()
-    """Tool names that need approval; `*` (APPROVE_ALL): every tool."""
+    """Tool names that need approval; `*` (APPROVE_ALL): every tool; `prefix*`: every tool
+    whose name starts with `prefix` (`github__*`: the tools of the MCP server `github`)."""
     timeout_s: int = 86_400
     """How long a run waits for a decision; then its pending calls are denied."""
 
     def needs_approval(self, tool: str) -> bool:
-        """Whether a call of this tool waits for a human."""
-        return APPROVE_ALL in self.tools or tool in self.tools
+        """Whether a call of this tool waits for a human: `*` names every tool, and an entry
+        ending in `*` every tool whose name starts with the rest (`github__*`: an MCP
+        server's tools)."""
+        return any(
+            tool == entry or (entry.endswith("*") and tool.startswith(entry[:-1]))
+            for entry in self.tools
+        )
 
     def as_json(self) -> dict[str, Any]:
         """The jsonb form stored on the agent."""
@@ -87,6 +93,26 @@ class ApprovalPolicy:
             tools=tuple(raw.get("tools", default.tools)),
             timeout_s=int(raw.get("timeout_s", default.timeout_s)),
         )
+
+
+@dataclass(frozen=True)
+class McpServerUse:
+    """An MCP server an agent may use (by the server's name), and which of its tools."""
+
+    server: str
+    """The registered server's name; its tools are called `<server>__<tool>`."""
+    tools: tuple[str, ...] | None = None
+    """The server's own names of the tools offered; None: all of them."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The jsonb form stored on the agent."""
+        return {"server": self.server, "tools": list(self.tools) if self.tools else self.tools}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> McpServerUse:
+        """Inverse of `as_json`."""
+        tools = raw.get("tools")
+        return cls(server=str(raw["server"]), tools=tuple(tools) if tools is not None else None)
 
 
 _POLICY_FIELDS = (
@@ -119,6 +145,8 @@ class NewAgent:
     later steps are `auto`, so it can answer); `none` never offers tools."""
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     """Which tool calls wait for a human before they run."""
+    mcp_servers: tuple[McpServerUse, ...] = ()
+    """MCP servers whose tools it may call, besides `tools`."""
     temperature: float | None = None
     """Sampling temperature; None: the model's default."""
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -161,6 +189,7 @@ class AgentChanges:
     memory: MemoryPolicy | Unset = UNSET
     tool_choice: ToolChoice | Unset = UNSET
     approval: ApprovalPolicy | Unset = UNSET
+    mcp_servers: tuple[McpServerUse, ...] | Unset = UNSET
     temperature: float | Unset | None = UNSET
     metadata: dict[str, Any] | Unset = UNSET
 

@@ -1,6 +1,6 @@
 """Table models of the agents layer. The DDL lives in migrations 0004, 0006 (batches), 0009
-(outage yields, lineage, started tool calls) and 0013 (tool approval); these mappings only
-describe the columns to SQLAlchemy."""
+(outage yields, lineage, started tool calls), 0013 (tool approval) and 0014 (MCP servers);
+these mappings only describe the columns to SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    LargeBinary,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,8 +47,30 @@ class AgentRow(Base):
     max_steps: Mapped[int]
     tool_choice: Mapped[str] = mapped_column(String(16), server_default="auto")
     approval: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    mcp_servers: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
     temperature: Mapped[float | None]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class McpServerRow(Base):
+    """An MCP server a tenant registered as a tool source."""
+
+    __tablename__ = "mcp_servers"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    name: Mapped[str] = mapped_column(String(32))
+    transport: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str | None] = mapped_column(Text)
+    command: Mapped[str | None] = mapped_column(String(64))
+    headers: Mapped[bytes | None] = mapped_column(LargeBinary)
+    header_names: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    timeout_s: Mapped[float | None]
+    tools: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    listed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 

@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from agents.errors import UnknownMcpServer
 from agents.worker.queue import RunQueue, RunSender, make_celery
 from api.deps import MemoryProvider
 from api.events_hub import EventHub, libpq_url
 from api.readiness import Readiness
-from api.routes import agents, batches, blocks, health, me, memories, runs, sessions
+from api.routes import agents, batches, blocks, health, mcp_servers, me, memories, runs, sessions
 from core.config import Settings
 from core.web import errors
 from core.web.limits import BodySizeLimit
@@ -22,8 +23,10 @@ from inference.embedder import SentenceTransformerEmbedder
 from memory.errors import BlockTooLarge, ContentTooLarge, EmptyContent, InvalidMemoryInput
 from memory.store import MemoryStore
 
-# The memory layer's caller errors are request validation failures, except sizes (413).
+# The memory layer's caller errors are request validation failures, except sizes (413); so is
+# an agent naming an MCP server the tenant has not registered.
 MEMORY_ERROR_STATUSES = {
+    UnknownMcpServer: 422,
     InvalidMemoryInput: 422,
     EmptyContent: 422,
     ContentTooLarge: 413,
@@ -86,4 +89,5 @@ def create_app(
     app.include_router(memories.router)
     app.include_router(blocks.router)
     app.include_router(batches.router)
+    app.include_router(mcp_servers.router)
     return app

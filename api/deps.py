@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from agents.batches.facade import Batches
 from agents.facade import Agents
+from agents.mcp.facade import McpServers
 from agents.runs.facade import Runs
 from agents.worker.queue import RunSender
 from api.events_hub import EventHub
@@ -86,6 +87,11 @@ class MemoryProvider:
 def get_agents(request: Request) -> Agents:
     """Agents, sessions, messages and erasure, over the process's engine."""
     return Agents(get_engine(request))
+
+
+def get_mcp_servers(request: Request) -> McpServers:
+    """The tenants' MCP servers (headers sealed with the deployment's secret key)."""
+    return McpServers(get_engine(request), get_settings(request))
 
 
 def get_runs(request: Request) -> Runs:
@@ -224,6 +230,13 @@ def owned_agent_id(principal: PrincipalDep, agent_id: AgentId, agents: AgentsDep
     return agent_id
 
 
+def mcp_server_id(
+    server_id: Annotated[str, Path(description="An MCP server id.")],
+) -> uuid.UUID:
+    """The `{server_id}` of the path."""
+    return parse_id("mcp server", server_id)
+
+
 def run_id(run_id: Annotated[str, Path(description="A run id.")]) -> uuid.UUID:
     """The `{run_id}` of the path."""
     return parse_id("run", run_id)
@@ -236,11 +249,13 @@ EventsHubDep = Annotated[EventHub, Depends(get_events_hub)]
 MemoryDep = Annotated[MemoryStore, Depends(get_memory)]
 AgentsDep = Annotated[Agents, Depends(get_agents)]
 RunsDep = Annotated[Runs, Depends(get_runs)]
+McpServersDep = Annotated[McpServers, Depends(get_mcp_servers)]
 BatchesDep = Annotated[Batches, Depends(get_batches)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 GuardsDep = Annotated[Guards, Depends(get_guards)]
 AgentId = Annotated[uuid.UUID, Depends(agent_id)]
 SessionId = Annotated[uuid.UUID, Depends(session_id)]
 RunId = Annotated[uuid.UUID, Depends(run_id)]
+McpServerId = Annotated[uuid.UUID, Depends(mcp_server_id)]
 MemoryId = Annotated[uuid.UUID, Depends(memory_id)]
 OwnedAgentId = Annotated[uuid.UUID, Depends(owned_agent_id)]

@@ -47,6 +47,20 @@ class ModelRoute(BaseModel):
     )
 
 
+class McpStdioCommand(BaseModel):
+    """A stdio MCP server a deployer allows: the command workers start for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: str = Field(min_length=1, description="The executable, e.g. `npx` or a path.")
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment of the process (besides PATH, HOME and the like).",
+    )
+    cwd: str | None = None
+
+
 def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "agentmill"
 
@@ -305,6 +319,47 @@ class Settings(BaseSettings):
         description="Python modules whose @tool functions workers load, as a JSON list "
         "(besides the `agentmill.tools` entry points).",
     )
+    mcp_stdio_servers: dict[str, McpStdioCommand] = Field(
+        default_factory=dict,
+        description="The stdio MCP servers tenants may register, by name, as a JSON object "
+        '(`{"files": {"command": "npx", "args": ["-y", "some-mcp-server"]}}`); a tenant names '
+        "one, it never sends a command.",
+    )
+    mcp_allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Hosts or networks (`10.0.0.0/8`, `127.0.0.1`, `mcp.internal`) that MCP "
+        "servers over HTTP may be on although they are private, loopback or link-local; "
+        "public addresses need no listing. JSON list.",
+    )
+    mcp_call_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600.0, description="Default limit for one MCP tool call."
+    )
+    mcp_connect_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=600.0,
+        description="Limit for connecting to an MCP server and listing its tools.",
+    )
+    mcp_tools_ttl_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400.0,
+        description="How long a worker reuses an MCP server's tool listing before listing "
+        "again (a failed call also lists again).",
+    )
+    mcp_idle_close_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400.0,
+        description="A worker closes its connection to an MCP server (and stops a stdio "
+        "server's process) after this long unused.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that encrypts stored secrets (MCP servers' headers); every API and "
+        "worker process needs the same one. Unset: a random key kept in `home/secret-key` "
+        "(one machine only; refused in production).",
+    )
 
     retention_interval_s: float = Field(
         default=60.0,
@@ -437,6 +492,11 @@ class Settings(BaseSettings):
         if self.broker_url and self.broker_url.split("://", 1)[0] in ("redis", "rediss"):
             return self.broker_url
         return None
+
+    @cached_property
+    def secret_key_file(self) -> Path:
+        """Where the generated secret key lives when AGENTMILL_SECRET_KEY is unset (0600)."""
+        return self.home / "secret-key"
 
     @cached_property
     def api_key_file(self) -> Path:

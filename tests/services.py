@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -107,6 +108,37 @@ def inference_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infer
 def inference_url(inference_server: InferenceServer) -> str:
     """Base URL (…/v1) of `agentmill inference` serving the bundled model."""
     return inference_server.base + "/v1"
+
+
+MCP_TEST_SERVER = ("-m", "tests.agents.mcp_test_server")
+"""Arguments for `python` that run the tests' MCP server (tests/agents/mcp_test_server.py)."""
+
+
+def _wait_port(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the MCP test server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the MCP test server is not listening after {timeout_s:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def mcp_http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The tests' MCP server over streamable HTTP, a real child process; its endpoint URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("mcp-http") / "calls.log"
+    env = {**os.environ, "MCP_TEST_LOG": str(log)}
+    process = subprocess.Popen(
+        [sys.executable, *MCP_TEST_SERVER, "http", str(port)], cwd=ROOT, env=env
+    )
+    _wait_port(port, process, 30)
+    yield f"http://127.0.0.1:{port}/mcp"
+    _stop(process)
 
 
 @pytest.fixture

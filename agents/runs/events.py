@@ -125,6 +125,16 @@ class RunReleased:
 
 
 @dataclass(frozen=True)
+class ToolSourceError:
+    """The tools of an MCP server the agent uses could not be listed for this step; the
+    model is offered the others (and the server's last listing, if this worker has one)."""
+
+    TYPE: ClassVar[str] = "tool.source_error"
+    server: str
+    message: str
+
+
+@dataclass(frozen=True)
 class RunRequiresAction:
     """The run waits for a human's decision on these calls of the step (POST
     /v1/runs/{id}/approvals), until `expires_at` (ISO 8601); no worker holds it meanwhile."""
@@ -177,6 +187,7 @@ EventData = (
     | RunReleased
     | RunRequiresAction
     | ToolApproval
+    | ToolSourceError
     | RunFinished
 )
 """The data of a run event: one dataclass per type."""

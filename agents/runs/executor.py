@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 
 from agents.batches import lifecycle as batches
 from agents.errors import INTERNAL_ERROR_MESSAGE, LeaseLost, RunCancelled, ToolError
+from agents.mcp.sources import McpSources, SourceProblem
 from agents.records import (
     Agent,
     CalledTool,
@@ -54,6 +55,7 @@ from agents.runs.decide import (
     advance,
     decide,
 )
+from agents.runs.events import ToolSourceError
 from agents.runs.journal import RunJournal
 from agents.runs.model_calls import ModelCalls
 from agents.runs.portal import Portal
@@ -84,6 +86,8 @@ class Services:
     portal: Portal
     settings: Settings
     memory: MemoryStore | None = None
+    mcp: McpSources | None = None
+    """The MCP servers' tools (None: agents' MCP servers are not offered)."""
     clock: Clock = field(default_factory=SystemClock)
     enqueue_run: Callable[[uuid.UUID], None] = lambda run_id: None
     """Sends a run to the queue (the next one of a session when this one ends)."""
@@ -149,7 +153,7 @@ class RunExecutor:
         run = journal.run
         agent, chat, steps = journal.load()
         try:
-            tools = self.s.tools.subset(agent.tools)
+            tools = self._tools(journal, agent)
         except ToolError as exc:
             self._fail(journal, "configuration_error", exc.message)
             return
@@ -210,6 +214,28 @@ class RunExecutor:
                 self._conclude(journal, agent, chat, step)
                 return
             state = advance(state, decision)
+
+    def _tools(self, journal: RunJournal, agent: Agent) -> ToolRegistry:
+        """The agent's tools: its named ones (ToolError if this worker lacks one), then the
+        tools of its MCP servers that can be listed now (tool.source_error for the others)."""
+        tools = self.s.tools.subset(agent.tools)
+        mcp, uses = self.s.mcp, agent.mcp_servers
+        if mcp is None or not uses:
+            return tools
+        found = journal.read(lambda session: mcp.endpoints(session, journal.run.tenant_id, uses))
+        if isinstance(found, SourceProblem):
+            problems, offered = [found], []
+        else:
+            toolset = mcp.tools(uses, found, lambda c: journal.lease.wait(c, cancellable=True))
+            problems, offered = toolset.problems, toolset.tools
+        for problem in problems:
+            journal.event(ToolSourceError(problem.server, problem.message))
+        for tool in offered:
+            if tool.name in tools:
+                log.warning("run %s: MCP tool %s clashes with a tool", journal.run.id, tool.name)
+            else:
+                tools.register(tool)
+        return tools
 
     def _act(
         self, journal: RunJournal, agent: Agent, step: Step, tools: ToolRegistry, ctx: ToolContext

@@ -24,7 +24,14 @@ from agents import agent_store
 from agents.records import Agent, ChatSession, PendingCall, Run, RunStatus, Step, ToolCallRecord
 from agents.runs import approvals, fair_claim
 from agents.runs import store as run_store
-from agents.runs.events import MessageDelta, RunStarted, RunWaiting, StepStarted, append_event
+from agents.runs.events import (
+    MessageDelta,
+    RunStarted,
+    RunWaiting,
+    StepStarted,
+    ToolSourceError,
+    append_event,
+)
 from agents.runs.lease import RunLease
 from agents.runs.retry import Backoff, Outage, OutageKind, retry_outages
 from agents.runs.store import StepWrite
@@ -170,7 +177,7 @@ class RunJournal:
             lambda session, row: run_store.hand_back(session, row, outage.reason, outage.message)
         )
 
-    def event(self, data: RunWaiting | MessageDelta) -> bool:
+    def event(self, data: RunWaiting | MessageDelta | ToolSourceError) -> bool:
         """Append an event that reports no state change (provisional text, a wait); when the
         database is down it is dropped, with a log line, rather than holding the run up.
         Returns whether it was stored."""

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import jsonschema
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -58,8 +59,9 @@ class Tool:
     """The function itself (sync functions run in a thread)."""
     parameters: dict[str, Any]
     """JSON schema of the arguments object."""
-    arguments_model: type[BaseModel]
-    """Validates the arguments; the schema was generated from it."""
+    arguments_model: type[BaseModel] | None
+    """Validates a Python tool's arguments (its schema was generated from it); None: a tool
+    whose schema came from elsewhere (an MCP server), whose arguments the schema validates."""
     takes_context: bool
     """Whether the first parameter is the ToolContext."""
     timeout_s: float
@@ -83,6 +85,8 @@ class Tool:
     def validate(self, arguments: str | Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the function; raises InvalidToolArguments."""
         data = _parse_arguments(self.name, arguments)
+        if self.arguments_model is None:
+            return self._by_schema(data)
         try:
             parsed = self.arguments_model.model_validate(data)
         except ValidationError as exc:
@@ -114,6 +118,21 @@ class Tool:
         except Exception as exc:
             raise self._failed(exc) from exc
 
+    def _by_schema(self, data: dict[str, Any]) -> dict[str, Any]:
+        errors = sorted(
+            jsonschema.Draft202012Validator(self.parameters).iter_errors(data),
+            key=lambda e: list(e.absolute_path),
+        )
+        if not errors:
+            return data
+        problems = [
+            f"{'.'.join(str(p) for p in err.absolute_path) or 'arguments'}: {err.message}"
+            for err in errors[:_MAX_LISTED_ERRORS]
+        ]
+        if len(errors) > _MAX_LISTED_ERRORS:
+            problems.append(f"and {len(errors) - _MAX_LISTED_ERRORS} more")
+        raise InvalidToolArguments(self.name, f"{'; '.join(problems)}. {self._expected()}")
+
     def _failed(self, exc: Exception) -> ToolFailed:
         log.warning("tool %r raised %s", self.name, type(exc).__name__, exc_info=exc)
         return ToolFailed(self.name, type(exc).__name__)
@@ -125,12 +144,15 @@ class Tool:
         ]
         if exc.error_count() > _MAX_LISTED_ERRORS:
             problems.append(f"and {exc.error_count() - _MAX_LISTED_ERRORS} more")
+        return f"{'; '.join(problems)}. {self._expected()}"
+
+    def _expected(self) -> str:
         required = set(self.parameters.get("required", []))
         expected = ", ".join(
             f"{name}{' (required)' if name in required else ''}"
             for name in self.parameters.get("properties", {})
         )
-        return f"{'; '.join(problems)}. Parameters: {expected or 'none'}"
+        return f"Parameters: {expected or 'none'}"
 
 
 def _parse_arguments(tool: str, arguments: str | Mapping[str, Any]) -> Any:

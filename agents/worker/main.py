@@ -19,6 +19,7 @@ from typing import Any
 from celery import signals
 
 from agents import agent_store
+from agents.mcp.sources import McpSources
 from agents.runs import store as run_store
 from agents.runs.executor import RunExecutor, Services
 from agents.runs.facts import extract_facts
@@ -68,13 +69,15 @@ def services() -> Services:
         pool_size=settings.worker_concurrency + 2,
     )
     memory = MemoryStore(engine, SentenceTransformerEmbedder(), settings)
+    portal = Portal()
     return Services(
         engine=engine,
         model=RouterClient(settings, served_model_id(settings)),
         tools=build_tools(settings),
-        portal=Portal(),
+        portal=portal,
         settings=settings,
         memory=memory,
+        mcp=McpSources(engine, settings, portal),
         enqueue_run=QUEUE.enqueue_run,
         after_run=QUEUE.enqueue_facts,
     )
@@ -158,6 +161,12 @@ def _stop_periodic(**_: Any) -> None:
             heartbeat.stop()
         except Exception:  # the database may be gone at shutdown; the row just ages out
             log.warning("worker heartbeat row not removed", exc_info=True)
+    mcp = services().mcp if services.cache_info().currsize else None
+    if mcp is not None:  # stdio servers' processes end with their sessions
+        try:
+            mcp.close()
+        except Exception:
+            log.warning("MCP sessions not closed cleanly", exc_info=True)
 
 
 def run_worker(concurrency: int | None = None) -> int:

@@ -14,6 +14,7 @@ from agents.records import (
     Agent,
     AgentChanges,
     ApprovalPolicy,
+    McpServerUse,
     MemoryPolicy,
     NewAgent,
     ToolChoice,
@@ -24,6 +25,13 @@ from core.config import Settings
 # The API process does not load deployer tools, so it checks only the shape of a name; a name
 # no worker knows fails the run with a configuration_error when it starts.
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+# An approval entry: a name, or a prefix and `*` (`github__*`: an MCP server's tools).
+ApprovalEntry = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}\*?$")]
+# The rule of MCP server names (api/schemas/mcp_servers.py): no `__`, the tool-name separator.
+McpServerName = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*(_[a-z0-9-]+)*$", max_length=32)
+]
+McpToolName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 # The label rule of memory/blocks.py.
 BlockLabel = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
@@ -93,10 +101,11 @@ class MemoryPolicyPublic(BaseModel):
 class ApprovalPolicyIn(Inbound):
     """Which tool calls wait for a human's approval (every field optional, with its default)."""
 
-    tools: list[ToolName | Literal["*"]] = Field(
+    tools: list[ApprovalEntry | Literal["*"]] = Field(
         default_factory=list,
         max_length=64,
-        description="Tool names whose calls need approval; `*`: every tool.",
+        description="Tool names whose calls need approval; `*`: every tool; `prefix*`: every "
+        "tool whose name starts with `prefix` (`github__*`: the MCP server github's tools).",
     )
     timeout_s: int = Field(
         default=86_400,
@@ -139,6 +148,42 @@ class ApprovalPolicyPublic(BaseModel):
         return cls.model_validate(policy.as_json())
 
 
+class McpServerUseIn(Inbound):
+    """An MCP server the agent may use (registered with POST /v1/mcp-servers), by name."""
+
+    server: McpServerName
+    tools: list[McpToolName] | None = Field(
+        default=None,
+        max_length=128,
+        description="The server's names of the tools offered; null: all of them.",
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def tools_unique(cls, value: list[str] | None) -> list[str] | None:
+        """Refuse a tool listed twice."""
+        return _unique(value)
+
+    def use(self) -> McpServerUse:
+        """The agents layer's form."""
+        return McpServerUse(
+            server=self.server, tools=None if self.tools is None else tuple(self.tools)
+        )
+
+
+class McpServerUsePublic(BaseModel):
+    """An MCP server the agent may use."""
+
+    server: str
+    tools: list[str] | None
+
+
+def _servers_unique(value: list[McpServerUseIn] | None) -> list[McpServerUseIn] | None:
+    if value is not None:
+        _unique([use.server for use in value])
+    return value
+
+
 class AgentCreate(Inbound):
     """Body of POST /v1/agents."""
 
@@ -153,6 +198,11 @@ class AgentCreate(Inbound):
         description="First step: auto, required (start with a tool call) or none (no tools).",
     )
     approval: ApprovalPolicyIn = Field(default_factory=ApprovalPolicyIn)
+    mcp_servers: list[McpServerUseIn] = Field(
+        default_factory=list,
+        max_length=16,
+        description="MCP servers whose tools it may call, as `<server>__<tool>`.",
+    )
     temperature: float | None = Field(default=None, ge=0, le=2, description="null: default.")
     metadata: Metadata = Field(default_factory=dict)
 
@@ -162,14 +212,21 @@ class AgentCreate(Inbound):
         """Refuse a tool listed twice."""
         return _unique(value) or []
 
+    @field_validator("mcp_servers")
+    @classmethod
+    def servers_unique(cls, value: list[McpServerUseIn]) -> list[McpServerUseIn]:
+        """Refuse a server listed twice."""
+        return _servers_unique(value) or []
+
     def new_agent(self) -> NewAgent:
         """The agents layer's form."""
-        values = self.model_dump(exclude={"memory", "tools", "approval"})
+        values = self.model_dump(exclude={"memory", "tools", "approval", "mcp_servers"})
         return NewAgent(
             **values,
             tools=tuple(self.tools),
             memory=self.memory.policy(),
             approval=self.approval.policy(),
+            mcp_servers=tuple(use.use() for use in self.mcp_servers),
         )
 
 
@@ -185,6 +242,7 @@ class AgentUpdate(Inbound):
     max_steps: int | None = Field(default=None, ge=1, le=50)
     tool_choice: ToolChoice | None = None
     approval: ApprovalPolicyPatch | None = None
+    mcp_servers: list[McpServerUseIn] | None = Field(default=None, max_length=16)
     temperature: float | None = Field(default=None, ge=0, le=2)
     metadata: Metadata | None = None
 
@@ -197,6 +255,7 @@ class AgentUpdate(Inbound):
         "max_steps",
         "tool_choice",
         "approval",
+        "mcp_servers",
         "metadata",
         mode="before",
     )
@@ -213,11 +272,20 @@ class AgentUpdate(Inbound):
         """Refuse a tool listed twice."""
         return _unique(value)
 
+    @field_validator("mcp_servers")
+    @classmethod
+    def servers_unique(cls, value: list[McpServerUseIn] | None) -> list[McpServerUseIn] | None:
+        """Refuse a server listed twice."""
+        return _servers_unique(value)
+
     def changes(self, current: Agent) -> AgentChanges:
         """The agents layer's form, for an agent now like `current`."""
-        changes = self.model_dump(exclude_unset=True, exclude={"memory", "tools", "approval"})
+        nested = {"memory", "tools", "approval", "mcp_servers"}
+        changes = self.model_dump(exclude_unset=True, exclude=nested)
         if self.tools is not None:
             changes["tools"] = tuple(self.tools)
+        if self.mcp_servers is not None:
+            changes["mcp_servers"] = tuple(use.use() for use in self.mcp_servers)
         if self.memory is not None:
             changes["memory"] = self.memory.apply(current.memory)
         if self.approval is not None:
@@ -246,6 +314,7 @@ class AgentPublic(BaseModel):
     max_steps: int
     tool_choice: ToolChoice
     approval: ApprovalPolicyPublic
+    mcp_servers: list[McpServerUsePublic]
     temperature: float | None
     metadata: Metadata
     created_at: datetime
@@ -264,6 +333,12 @@ class AgentPublic(BaseModel):
             max_steps=agent.max_steps,
             tool_choice=agent.tool_choice,
             approval=ApprovalPolicyPublic.of(agent.approval),
+            mcp_servers=[
+                McpServerUsePublic(
+                    server=use.server, tools=None if use.tools is None else list(use.tools)
+                )
+                for use in agent.mcp_servers
+            ],
             temperature=agent.temperature,
             metadata=agent.metadata,
             created_at=agent.created_at,
