@@ -196,7 +196,7 @@ TERMINAL_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run
 EVENT_DATA: dict[str, type[EventData]] = {
     **{kind.TYPE: kind for kind in (RunQueued, RunStarted, StepStarted, MessageDelta)},
     **{kind.TYPE: kind for kind in (ToolCalled, ToolFinished, Answer, RunWaiting, RunReleased)},
-    **{kind.TYPE: kind for kind in (RunRequiresAction, ToolApproval)},
+    **{kind.TYPE: kind for kind in (RunRequiresAction, ToolApproval, ToolSourceError)},
     **dict.fromkeys(TERMINAL_TYPES, RunFinished),
 }
 """Each type a run event may have, with the class of its data."""

@@ -34,6 +34,7 @@ from agentmill.events import (
     ToolApprovalEvent,
     ToolCallEvent,
     ToolResultEvent,
+    ToolSourceErrorEvent,
     UnknownEvent,
 )
 from agentmill.memory_models import Block, BlockVersion, Memory, MemoryHit, MemoryWritten
@@ -41,6 +42,9 @@ from agentmill.models import (
     Agent,
     ApprovalPolicy,
     Decision,
+    McpServer,
+    McpServerUse,
+    McpTool,
     Me,
     MemoryPolicy,
     Message,
@@ -53,7 +57,7 @@ from agentmill.models import (
     ToolCall,
     Usage,
 )
-from agentmill.resources.agents import ApprovalParams, MemoryParams
+from agentmill.resources.agents import ApprovalParams, McpServerParams, MemoryParams
 from agentmill.resources.batches import BatchItemParams
 from agentmill.resources.memories import MemoryFilters
 from agentmill.retry import RetryPolicy
@@ -87,6 +91,10 @@ __all__ = [
     "Erased",
     "ErasedCounts",
     "EventStream",
+    "McpServer",
+    "McpServerParams",
+    "McpServerUse",
+    "McpTool",
     "Me",
     "Memory",
     "MemoryFilters",
@@ -120,6 +128,7 @@ __all__ = [
     "ToolCall",
     "ToolCallEvent",
     "ToolResultEvent",
+    "ToolSourceErrorEvent",
     "UnknownEvent",
     "UnprocessableEntityError",
     "Usage",

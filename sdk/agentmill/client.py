@@ -1,7 +1,7 @@
 """`Client` and `AsyncClient`: one server, one API key, the resources on top.
 
 Resources hang off the client as attributes (`agents`, `sessions`, `runs`, `memories`,
-`blocks`, `batches`), each from its module in resources/.
+`blocks`, `batches`, `mcp_servers`), each from its module in resources/.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from agentmill.models import Me
 from agentmill.resources.agents import Agents, AsyncAgents
 from agentmill.resources.batches import AsyncBatches, Batches
 from agentmill.resources.blocks import AsyncBlocks, Blocks
+from agentmill.resources.mcp_servers import AsyncMcpServers, McpServers
 from agentmill.resources.memories import AsyncMemories, Memories
 from agentmill.resources.runs import AsyncRuns, Runs
 from agentmill.resources.sessions import AsyncSessions, Sessions
@@ -57,6 +58,7 @@ class Client:
         self.memories = Memories(self._http)
         self.blocks = Blocks(self._http)
         self.batches = Batches(self._http)
+        self.mcp_servers = McpServers(self._http)
 
     def healthy(self) -> bool:
         """Whether the server process answers `/healthz` (one attempt)."""
@@ -114,6 +116,7 @@ class AsyncClient:
         self.memories = AsyncMemories(self._http)
         self.blocks = AsyncBlocks(self._http)
         self.batches = AsyncBatches(self._http)
+        self.mcp_servers = AsyncMcpServers(self._http)
 
     async def healthy(self) -> bool:
         """Whether the server process answers `/healthz` (one attempt)."""

@@ -139,6 +139,15 @@ class ToolApprovalEvent(RunEvent):
     expired: bool = False
 
 
+class ToolSourceErrorEvent(RunEvent):
+    """The tools of an MCP server the agent uses could not be listed for a step; the model
+    was offered the others."""
+
+    type: Literal["tool.source_error"]
+    server: str
+    message: str
+
+
 class RunFinishedEvent(RunEvent):
     """The run's final event: run.succeeded, run.failed, run.cancelled or run.incomplete."""
 
@@ -168,6 +177,7 @@ EVENT_MODELS: dict[str, type[RunEvent]] = {  # the model of each type
     "run.released": RunReleasedEvent,
     "run.requires_action": RunRequiresActionEvent,
     "tool.approval": ToolApprovalEvent,
+    "tool.source_error": ToolSourceErrorEvent,
     **dict.fromkeys(TERMINAL_TYPES, RunFinishedEvent),
 }
 

@@ -65,6 +65,43 @@ class ApprovalPolicy(BaseModel):
     """How long a run waits for a decision; then its pending calls are denied."""
 
 
+class McpServerUse(BaseModel):
+    """An MCP server an agent may use, and which of its tools (None: all)."""
+
+    server: str
+    tools: list[str] | None = None
+
+
+class McpTool(BaseModel):
+    """A tool of an MCP server's last listing; `exposed` is the name agents call it by
+    (None: not offered, `problem` says why)."""
+
+    name: str
+    exposed: str | None
+    description: str
+    input_schema: dict[str, Any]
+    read_only: bool
+    problem: str | None
+
+
+class McpServer(BaseModel):
+    """A registered MCP server: header names are shown, never their values. `tools` is the
+    last listing a worker made (None until a run first used the server)."""
+
+    id: uuid.UUID
+    name: str
+    transport: Literal["http", "stdio"]
+    url: str | None
+    command: str | None
+    header_names: list[str]
+    timeout_s: float | None
+    tools: list[McpTool] | None
+    listed_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
 class Agent(BaseModel):
     """An agent: instructions, model alias, tools, memory and approval policies."""
 
@@ -77,6 +114,7 @@ class Agent(BaseModel):
     max_steps: int
     tool_choice: Literal["auto", "required", "none"]
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    mcp_servers: list[McpServerUse] = Field(default_factory=list)
     temperature: float | None
     metadata: dict[str, Any]
     created_at: datetime

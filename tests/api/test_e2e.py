@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from agents.worker.queue import RunQueue, make_celery
@@ -191,3 +192,70 @@ def test_an_approval_round_trip_over_rest_with_the_bundled_model(
     assert "changed the arguments" in result["result"]
     again = live.post(f"/v1/runs/{run['id']}/approvals", json={"decisions": [edit]}, headers=auth)
     assert again.status_code == 409
+
+
+def test_an_agent_calls_an_mcp_server_through_a_real_worker_with_the_bundled_model(
+    settings: Settings,
+    engine: Engine,
+    database_url: str,
+    redis_url: str,
+    inference_url: str,
+    start_worker: WorkerFactory,
+    mcp_http_url: str,
+    api_key: str,
+) -> None:
+    """The tests' MCP server over streamable HTTP (a real process), listed and called by a
+    real worker; the bundled model must call its tool (tool_choice required)."""
+    allowed = '["127.0.0.1"]'
+    start_worker(
+        {
+            "AGENTMILL_DATABASE_URL": database_url,
+            "AGENTMILL_BROKER_URL": redis_url,
+            "AGENTMILL_INFERENCE_URL": inference_url,
+            "AGENTMILL_MCP_ALLOWED_HOSTS": allowed,
+            "AGENTMILL_SECRET_KEY": "e2e-secret",
+        }
+    )
+    producer = settings.model_copy(
+        update={
+            "broker_url": redis_url,
+            "mcp_allowed_hosts": ("127.0.0.1",),
+            "secret_key": SecretStr("e2e-secret"),
+        }
+    )
+    app = create_app(producer, engine, run_queue=RunQueue(make_celery(producer, database_url)))
+    auth: Headers = {"Authorization": f"Bearer {api_key}"}
+    with TestClient(app, raise_server_exceptions=False) as live:
+        server = live.post(
+            "/v1/mcp-servers",
+            json={"name": "weather", "url": mcp_http_url, "headers": {"X-Api-Key": "k"}},
+            headers=auth,
+        )
+        assert server.status_code == 201, server.text
+        agent = live.post(
+            "/v1/agents",
+            json={
+                "name": "forecaster",
+                "instructions": "Answer weather questions with the forecast tool.",
+                "mcp_servers": [{"server": "weather", "tools": ["get_forecast"]}],
+                "tool_choice": "required",
+                "max_steps": 3,
+                "memory": {"extract_facts": False, "save_episodes": False},
+            },
+            headers=auth,
+        ).json()
+        chat = live.post(f"/v1/agents/{agent['id']}/sessions", headers=auth).json()
+        body = {"content": "What is the weather in Paris?", "wait": True, "timeout_s": 180}
+        done = live.post(f"/v1/sessions/{chat['id']}/messages", json=body, headers=auth)
+        assert done.status_code == 200, done.text
+        run = done.json()
+        assert run["status"] in ("succeeded", "incomplete"), run
+        steps = live.get(f"/v1/runs/{run['id']}/steps", headers=auth).json()["data"]
+        calls = [call for step in steps for call in step["tool_calls"]]
+        assert calls, steps
+        assert calls[0]["name"] == "weather__get_forecast"
+        assert calls[0]["result"].startswith("Sunny in "), calls[0]
+        assert not calls[0]["is_error"]
+        listed = live.get(f"/v1/mcp-servers/{server.json()['id']}", headers=auth).json()
+        assert listed["last_error"] is None
+        assert "weather__get_forecast" in {t["exposed"] for t in listed["tools"]}

@@ -90,6 +90,11 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/v1/agents"): (
         # Names are unique per tenant: A's name taken must not be a 409 that reveals it.
         Scoped(201, body=lambda w: {"name": w.a["agent_name"]}),
+        # Another tenant's MCP server cannot be named: it does not exist for B.
+        Scoped(
+            422,
+            body=lambda w: {"name": "borrower", "mcp_servers": [{"server": w.a["server_name"]}]},
+        ),
     ),
     ("GET", "/v1/agents"): (Scoped(200, shows=lambda w: w.b["agent_id"]),),
     ("GET", "/v1/agents/{agent_id}"): (Foreign(),),
@@ -119,6 +124,16 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/v1/runs/{run_id}/approvals"): (
         Foreign(body=lambda w: {"decisions": [{"call_id": "call_1", "decision": "approve"}]}),
     ),
+    # MCP servers
+    ("POST", "/v1/mcp-servers"): (
+        Scoped(201, body=lambda w: {"name": w.a["server_name"], "url": "https://b.example/mcp"}),
+    ),
+    ("GET", "/v1/mcp-servers"): (Scoped(200, shows=lambda w: w.b["server_id"]),),
+    ("GET", "/v1/mcp-servers/{server_id}"): (Foreign(),),
+    ("PATCH", "/v1/mcp-servers/{server_id}"): (
+        Foreign(body=lambda w: {"url": "https://evil.example/mcp"}),
+    ),
+    ("DELETE", "/v1/mcp-servers/{server_id}"): (Foreign(),),
     # batches
     ("POST", "/v1/batches"): (
         Foreign(body=lambda w: {"agent_id": w.a["agent_id"], "items": [{"input": "q"}]}),
@@ -269,7 +284,21 @@ def _resources(
         ),
         201,
     )
+    server = _ok(
+        client.post(
+            "/v1/mcp-servers",
+            json={
+                "name": f"{agent_name}-tools",
+                "url": "https://mcp.example.com/mcp",
+                "headers": {"Authorization": f"Bearer {marker}"},
+            },
+            headers=headers,
+        ),
+        201,
+    )
     return {
+        "server_id": server["id"],
+        "server_name": server["name"],
         "tenant_id": me["tenant_id"],
         "agent_name": agent_name,
         "agent_id": agent["id"],

@@ -32,6 +32,7 @@ from agents.runs.events import (
     ToolApproval,
     ToolCalled,
     ToolFinished,
+    ToolSourceError,
     event_fields,
     event_json,
 )
@@ -76,6 +77,7 @@ SAMPLES: list[EventData] = [
         expires_at="2026-12-07T10:00:00+00:00",
     ),
     ToolApproval(step=2, call_id="c1", decision="approve"),
+    ToolSourceError(server="weather", message="cannot list the tools: timed out"),
     ToolApproval(step=2, call_id="c1", decision="edit", arguments='{"amount": 1}', message="m"),
     ToolApproval(step=2, call_id="c1", decision="deny", message="expired", expired=True),
     RunFinished(status="succeeded", stop_reason="answer", steps=1, usage=_USAGE),

@@ -26,11 +26,21 @@ class MemoryParams(TypedDict, total=False):
 
 
 class ApprovalParams(TypedDict, total=False):
-    """Which tool calls wait for a human's approval: `tools` (names, or `*` for all) and
+    """Which tool calls wait for a human's approval: `tools` (names, `*` for all, or
+    `prefix*`: `github__*` for an MCP server's tools) and
     `timeout_s` (then pending calls are denied); fields left out keep their value."""
 
     tools: list[str]
     timeout_s: int
+
+
+class McpServerParams(TypedDict, total=False):
+    """An MCP server the agent may use, by its registered name (`client.mcp_servers`), and
+    optionally which of its tools (the server's names; left out: all of them). The model
+    calls them `<server>__<tool>`."""
+
+    server: str
+    tools: list[str] | None
 
 
 class _Unset(enum.Enum):
@@ -55,6 +65,7 @@ def create_call(
     max_steps: int | None,
     tool_choice: ToolChoice | None,
     approval: ApprovalParams | None,
+    mcp_servers: Sequence[McpServerParams] | None,
     temperature: float | None,
     metadata: dict[str, Any] | None,
 ) -> Call:
@@ -68,6 +79,7 @@ def create_call(
         max_steps=max_steps,
         tool_choice=tool_choice,
         approval=approval,
+        mcp_servers=list(mcp_servers) if mcp_servers is not None else None,
         temperature=temperature,
         metadata=metadata,
     )
@@ -85,6 +97,7 @@ def update_call(
     max_steps: int | None,
     tool_choice: ToolChoice | None,
     approval: ApprovalParams | None,
+    mcp_servers: Sequence[McpServerParams] | None,
     temperature: float | _Unset | None,
     metadata: dict[str, Any] | None,
 ) -> Call:
@@ -98,6 +111,7 @@ def update_call(
         max_steps=max_steps,
         tool_choice=tool_choice,
         approval=approval,
+        mcp_servers=list(mcp_servers) if mcp_servers is not None else None,
         metadata=metadata,
     )
     if temperature is not UNSET:
@@ -130,6 +144,7 @@ class Agents:
         max_steps: int | None = None,
         tool_choice: ToolChoice | None = None,
         approval: ApprovalParams | None = None,
+        mcp_servers: Sequence[McpServerParams] | None = None,
         temperature: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
@@ -144,6 +159,7 @@ class Agents:
             max_steps=max_steps,
             tool_choice=tool_choice,
             approval=approval,
+            mcp_servers=mcp_servers,
             temperature=temperature,
             metadata=metadata,
         )
@@ -165,6 +181,7 @@ class Agents:
         max_steps: int | None = None,
         tool_choice: ToolChoice | None = None,
         approval: ApprovalParams | None = None,
+        mcp_servers: Sequence[McpServerParams] | None = None,
         temperature: float | _Unset | None = UNSET,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
@@ -181,6 +198,7 @@ class Agents:
             max_steps=max_steps,
             tool_choice=tool_choice,
             approval=approval,
+            mcp_servers=mcp_servers,
             temperature=temperature,
             metadata=metadata,
         )
@@ -223,6 +241,7 @@ class AsyncAgents:
         max_steps: int | None = None,
         tool_choice: ToolChoice | None = None,
         approval: ApprovalParams | None = None,
+        mcp_servers: Sequence[McpServerParams] | None = None,
         temperature: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
@@ -236,6 +255,7 @@ class AsyncAgents:
             max_steps=max_steps,
             tool_choice=tool_choice,
             approval=approval,
+            mcp_servers=mcp_servers,
             temperature=temperature,
             metadata=metadata,
         )
@@ -258,6 +278,7 @@ class AsyncAgents:
         max_steps: int | None = None,
         tool_choice: ToolChoice | None = None,
         approval: ApprovalParams | None = None,
+        mcp_servers: Sequence[McpServerParams] | None = None,
         temperature: float | _Unset | None = UNSET,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
@@ -272,6 +293,7 @@ class AsyncAgents:
             max_steps=max_steps,
             tool_choice=tool_choice,
             approval=approval,
+            mcp_servers=mcp_servers,
             temperature=temperature,
             metadata=metadata,
         )

@@ -184,9 +184,7 @@ def test_headers_are_sent_but_stored_sealed(
     )
     register(engine, mcp_settings, tenant, new)
     with engine.connect() as conn:
-        raw = conn.exec_driver_sql(
-            "SELECT headers, header_names::text FROM mcp_servers"
-        ).one()
+        raw = conn.exec_driver_sql("SELECT headers, header_names::text FROM mcp_servers").one()
     assert b"s3cret" not in bytes(raw[0])
     assert "X-Api-Key" in raw[1]
     found = endpoints(sources, engine, tenant, "remote")
