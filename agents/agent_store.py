@@ -45,6 +45,7 @@ def _agent(row: AgentRow) -> Agent:
         tool_choice=_tool_choice(row.tool_choice),
         approval=ApprovalPolicy.from_json(dict(row.approval)),
         mcp_servers=tuple(McpServerUse.from_json(dict(use)) for use in row.mcp_servers),
+        parallel_tool_calls=row.parallel_tool_calls,
         temperature=row.temperature,
         metadata=dict(row.metadata_),
         created_at=row.created_at,

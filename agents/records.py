@@ -147,6 +147,9 @@ class NewAgent:
     """Which tool calls wait for a human before they run."""
     mcp_servers: tuple[McpServerUse, ...] = ()
     """MCP servers whose tools it may call, besides `tools`."""
+    parallel_tool_calls: bool | None = None
+    """Whether the model may make several tool calls in one reply; None: the model's default
+    (one on the bundled model, several on OpenAI's)."""
     temperature: float | None = None
     """Sampling temperature; None: the model's default."""
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -190,6 +193,7 @@ class AgentChanges:
     tool_choice: ToolChoice | Unset = UNSET
     approval: ApprovalPolicy | Unset = UNSET
     mcp_servers: tuple[McpServerUse, ...] | Unset = UNSET
+    parallel_tool_calls: bool | Unset | None = UNSET
     temperature: float | Unset | None = UNSET
     metadata: dict[str, Any] | Unset = UNSET
 

@@ -48,6 +48,7 @@ class AgentRow(Base):
     tool_choice: Mapped[str] = mapped_column(String(16), server_default="auto")
     approval: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     mcp_servers: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    parallel_tool_calls: Mapped[bool | None]
     temperature: Mapped[float | None]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
     created_at: Mapped[datetime] = _created()

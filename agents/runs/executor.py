@@ -194,6 +194,7 @@ class RunExecutor:
                 messages=messages,
                 tools=offered or None,
                 tool_choice=("required" if required else "auto") if offered else None,
+                parallel_tool_calls=agent.parallel_tool_calls if offered else None,
                 temperature=agent.temperature,
                 max_tokens=self.s.settings.agent_max_output_tokens,
             )

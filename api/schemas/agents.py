@@ -203,6 +203,11 @@ class AgentCreate(Inbound):
         max_length=16,
         description="MCP servers whose tools it may call, as `<server>__<tool>`.",
     )
+    parallel_tool_calls: bool | None = Field(
+        default=None,
+        description="Let the model make several tool calls in one reply; null: the model's "
+        "default (one on the bundled model).",
+    )
     temperature: float | None = Field(default=None, ge=0, le=2, description="null: default.")
     metadata: Metadata = Field(default_factory=dict)
 
@@ -232,7 +237,8 @@ class AgentCreate(Inbound):
 
 class AgentUpdate(Inbound):
     """Body of PATCH /v1/agents/{id}: only the fields sent change (`metadata` is replaced as a
-    whole, `memory` field by field); `temperature` may be set to null."""
+    whole, `memory` field by field); `temperature` and `parallel_tool_calls` may be set to
+    null."""
 
     name: str | None = Field(default=None, min_length=1, max_length=128)
     instructions: str | None = Field(default=None, max_length=20_000)
@@ -243,6 +249,7 @@ class AgentUpdate(Inbound):
     tool_choice: ToolChoice | None = None
     approval: ApprovalPolicyPatch | None = None
     mcp_servers: list[McpServerUseIn] | None = Field(default=None, max_length=16)
+    parallel_tool_calls: bool | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     metadata: Metadata | None = None
 
@@ -261,7 +268,8 @@ class AgentUpdate(Inbound):
     )
     @classmethod
     def not_null(cls, value: Any) -> Any:
-        """Only `temperature` can be set to null; the others can only be left out."""
+        """Only `temperature` and `parallel_tool_calls` can be set to null; the others can
+        only be left out."""
         if value is None:
             raise ValueError("may be left out but not null")
         return value
@@ -315,6 +323,7 @@ class AgentPublic(BaseModel):
     tool_choice: ToolChoice
     approval: ApprovalPolicyPublic
     mcp_servers: list[McpServerUsePublic]
+    parallel_tool_calls: bool | None
     temperature: float | None
     metadata: Metadata
     created_at: datetime
@@ -339,6 +348,7 @@ class AgentPublic(BaseModel):
                 )
                 for use in agent.mcp_servers
             ],
+            parallel_tool_calls=agent.parallel_tool_calls,
             temperature=agent.temperature,
             metadata=agent.metadata,
             created_at=agent.created_at,

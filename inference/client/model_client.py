@@ -32,6 +32,8 @@ class ChatRequest:
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    """Several tool calls in one reply allowed (True), refused (False); None: not sent."""
     temperature: float | None = None
     max_tokens: int | None = None
     response_format: dict[str, Any] | None = None

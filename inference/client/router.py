@@ -141,6 +141,7 @@ class RouterClient:
         for name in (
             "tools",
             "tool_choice",
+            "parallel_tool_calls",
             "temperature",
             "max_tokens",
             "response_format",

@@ -15,8 +15,10 @@ from inference.decoding.schema import parse_and_validate
 from inference.errors import SchemaError
 from inference.wire import ChatCompletionRequest, NamedToolChoice, Tool
 
-TOOL_OPEN = "<tool_call>["
-TOOL_CLOSE = "]</tool_call>"
+TOOL_OPEN = "<tool_call>"
+TOOL_CLOSE = "</tool_call>"
+MAX_PARALLEL_CALLS = 4
+"""Most tool calls one reply may hold when the request allows several (parallel_tool_calls)."""
 
 ConstraintKind = Literal["json", "tool_call", "tool_or_text"]
 
@@ -26,9 +28,11 @@ class OutputConstraint:
     """The shape the output must take.
 
     json:          the whole output is a JSON value matching `schema`.
-    tool_call:     the whole output is `{"name": ..., "arguments": {...}}` matching `schema`.
-    tool_or_text:  either `<tool_call>` + such an object + `</tool_call>`, or plain text that
-                   does not start with `<`.
+    tool_call:     the whole output is `{"name": ..., "arguments": {...}}` matching `schema`,
+                   or, when several calls are allowed, a JSON list of 1-4 such objects.
+    tool_or_text:  either `<tool_call>` + a JSON list of such objects + `</tool_call>` (one
+                   object unless several calls are allowed), or plain text that does not
+                   start with `<`.
     """
 
     kind: ConstraintKind
@@ -89,6 +93,20 @@ def _call_schema(tools: list[Tool]) -> dict[str, Any]:
     return {**schema, "$defs": defs} if defs else schema
 
 
+def _calls_schema(tools: list[Tool], most: int) -> dict[str, Any]:
+    """A JSON list of 1 to `most` calls (the `$defs` stay at the root)."""
+    one = _call_schema(tools)
+    defs = one.pop("$defs", None)
+    schema: dict[str, Any] = {"type": "array", "items": one, "minItems": 1, "maxItems": most}
+    return {**schema, "$defs": defs} if defs else schema
+
+
+def calls_allowed(request: ChatCompletionRequest) -> int:
+    """How many tool calls one reply may hold: several only when the request sets
+    `parallel_tool_calls: true` (the bundled model writes one call unless asked)."""
+    return MAX_PARALLEL_CALLS if request.parallel_tool_calls else 1
+
+
 def constraint_for(request: ChatCompletionRequest) -> OutputConstraint | None:
     """The constraint a request implies, or None for free text."""
     fmt = request.response_format
@@ -100,13 +118,13 @@ def constraint_for(request: ChatCompletionRequest) -> OutputConstraint | None:
     tools = offered_tools(request)
     if not tools:
         return None
-    choice = request.tool_choice
+    choice, most = request.tool_choice, calls_allowed(request)
     if isinstance(choice, NamedToolChoice):
-        named = [t for t in tools if t.function.name == choice.function.name]
-        return OutputConstraint("tool_call", _call_schema(named))
-    if choice == "required":
-        return OutputConstraint("tool_call", _call_schema(tools))
-    return OutputConstraint("tool_or_text", _call_schema(tools))
+        tools = [t for t in tools if t.function.name == choice.function.name]
+    if isinstance(choice, NamedToolChoice) or choice == "required":
+        schema = _call_schema(tools) if most == 1 else _calls_schema(tools, most)
+        return OutputConstraint("tool_call", schema)
+    return OutputConstraint("tool_or_text", _calls_schema(tools, most))
 
 
 def offered_tools(request: ChatCompletionRequest) -> list[Tool]:
@@ -127,8 +145,12 @@ You have access to the following tools:
 <tools>{tools}</tools>
 To call a function, the output MUST strictly adhere to the following format, and NO other \
 text MUST be included:
-{open}{{"name": "func_name1", "arguments": {{"argument1": "value1", "argument2": "value2"}}}}\
-{close}"""
+{open}[{{"name": "func_name1", "arguments": {{"argument1": "value1", "argument2": "value2"}}}}]\
+{close}{several}"""
+# A two-call example made the bundled model split one-call questions in two (2 of 8) and
+# still never split a two-call one (bench/parallel_tool_calls.py): one sentence it is.
+_SEVERAL = """
+To call several functions at once, put one such object per call in the list."""
 
 
 def tools_prompt(tools: list[Tool], constraint: OutputConstraint | None) -> str:
@@ -140,20 +162,35 @@ def tools_prompt(tools: list[Tool], constraint: OutputConstraint | None) -> str:
             spec["description"] = tool.function.description
         spec["parameters"] = tool.function.parameters
         specs.append(spec)
+    several_allowed = constraint is not None and constraint.schema.get("maxItems", 1) > 1
     if constraint is not None and constraint.kind == "tool_or_text":
-        return _AUTO_PROMPT.format(tools=json.dumps(specs), open=TOOL_OPEN, close=TOOL_CLOSE)
+        return _AUTO_PROMPT.format(
+            tools=json.dumps(specs),
+            open=TOOL_OPEN,
+            close=TOOL_CLOSE,
+            several=_SEVERAL if several_allowed else "",
+        )
     lines = ["You can call these functions:", *(json.dumps(s) for s in specs)]
-    lines.append('Reply with a JSON object {"name": ..., "arguments": {...}} to call one.')
+    if several_allowed:
+        lines.append(
+            'Reply with a JSON list of {"name": ..., "arguments": {...}} objects, one per call.'
+        )
+    else:
+        lines.append('Reply with a JSON object {"name": ..., "arguments": {...}} to call one.')
     return "\n".join(lines)
 
 
-def render_tool_call(name: str, arguments: str) -> str:
-    """How an earlier assistant tool call appears in the prompt (as the model wrote it)."""
-    try:
-        args: Any = json.loads(arguments)
-    except json.JSONDecodeError:
-        args = arguments
-    return TOOL_OPEN + json.dumps({"name": name, "arguments": args}) + TOOL_CLOSE
+def render_tool_calls(calls: list[tuple[str, str]]) -> str:
+    """How an earlier assistant reply's tool calls (name, arguments) appear in the prompt, as
+    the model wrote them: one `<tool_call>` holding the list of calls."""
+    rendered = []
+    for name, arguments in calls:
+        try:
+            args: Any = json.loads(arguments)
+        except json.JSONDecodeError:
+            args = arguments
+        rendered.append({"name": name, "arguments": args})
+    return TOOL_OPEN + json.dumps(rendered) + TOOL_CLOSE
 
 
 def _tool_call(obj: Any) -> ParsedToolCall:
@@ -166,6 +203,13 @@ def _tool_call(obj: Any) -> ParsedToolCall:
     )
 
 
+def _tool_calls(value: Any) -> list[ParsedToolCall]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise SchemaError("the list of tool calls is empty")
+    return [_tool_call(item) for item in items]
+
+
 def parse_output(text: str, constraint: OutputConstraint | None) -> ParsedOutput:
     """Read finished output; raise `SchemaError` when it does not satisfy the constraint."""
     if constraint is None:
@@ -174,14 +218,14 @@ def parse_output(text: str, constraint: OutputConstraint | None) -> ParsedOutput
         parse_and_validate(text, constraint.schema)
         return ParsedOutput(text, [])
     if constraint.kind == "tool_call":
-        return ParsedOutput(None, [_tool_call(parse_and_validate(text, constraint.schema))])
+        return ParsedOutput(None, _tool_calls(parse_and_validate(text, constraint.schema)))
     stripped = text.strip()
     if not stripped.startswith(TOOL_OPEN):
         return ParsedOutput(text, [])
     if not stripped.endswith(TOOL_CLOSE):
         raise SchemaError(f"tool call is not closed with {TOOL_CLOSE}")
     inner = stripped[len(TOOL_OPEN) : -len(TOOL_CLOSE)]
-    return ParsedOutput(None, [_tool_call(parse_and_validate(inner, constraint.schema))])
+    return ParsedOutput(None, _tool_calls(parse_and_validate(inner, constraint.schema)))
 
 
 def is_tool_call_start(text: str) -> bool:

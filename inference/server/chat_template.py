@@ -8,7 +8,7 @@ from typing import Any
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from inference.decoding.constraints import OutputConstraint, render_tool_call, tools_prompt
+from inference.decoding.constraints import OutputConstraint, render_tool_calls, tools_prompt
 from inference.errors import PromptError
 from inference.wire import Message, Tool
 
@@ -74,10 +74,8 @@ def _normalise(
         if message.role in ("system", "developer"):
             continue
         if message.role == "assistant":
-            calls = "".join(
-                render_tool_call(c.function.name, c.function.arguments)
-                for c in message.tool_calls or []
-            )
+            made = [(c.function.name, c.function.arguments) for c in message.tool_calls or []]
+            calls = render_tool_calls(made) if made else ""
             out.append({"role": "assistant", "content": message.text() + calls})
         elif message.role == "tool":
             out.append(

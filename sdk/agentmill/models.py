@@ -115,6 +115,7 @@ class Agent(BaseModel):
     tool_choice: Literal["auto", "required", "none"]
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     mcp_servers: list[McpServerUse] = Field(default_factory=list)
+    parallel_tool_calls: bool | None = None
     temperature: float | None
     metadata: dict[str, Any]
     created_at: datetime

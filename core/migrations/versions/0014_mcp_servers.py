@@ -7,6 +7,8 @@
   `listed_at` and `last_error` are the last listing a worker made, shown by the API.
 - `agents.mcp_servers` (jsonb): the servers an agent may use, `[{server, tools}]`, by name;
   `tools` null means every tool of the server.
+- `agents.parallel_tool_calls`: whether the model may make several tool calls in one reply
+  (OpenAI's `parallel_tool_calls`); null leaves it to the model's default.
 
 Revision ID: 0014
 Revises: 0013
@@ -57,8 +59,10 @@ def upgrade() -> None:
         "agents",
         sa.Column("mcp_servers", JSONB, nullable=False, server_default=sa.text("'[]'")),
     )
+    op.add_column("agents", sa.Column("parallel_tool_calls", sa.Boolean))
 
 
 def downgrade() -> None:
+    op.drop_column("agents", "parallel_tool_calls")
     op.drop_column("agents", "mcp_servers")
     op.drop_table("mcp_servers")

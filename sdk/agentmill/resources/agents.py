@@ -48,7 +48,8 @@ class _Unset(enum.Enum):
 
 
 UNSET = _Unset.UNSET
-"""Marks `temperature` as not sent in an update (None there means 'the model's default')."""
+"""Marks `temperature` or `parallel_tool_calls` as not sent in an update (None there means
+'the model's default')."""
 
 
 def _present(**fields: Any) -> dict[str, Any]:
@@ -66,6 +67,7 @@ def create_call(
     tool_choice: ToolChoice | None,
     approval: ApprovalParams | None,
     mcp_servers: Sequence[McpServerParams] | None,
+    parallel_tool_calls: bool | None,
     temperature: float | None,
     metadata: dict[str, Any] | None,
 ) -> Call:
@@ -81,6 +83,7 @@ def create_call(
         approval=approval,
         mcp_servers=list(mcp_servers) if mcp_servers is not None else None,
         temperature=temperature,
+        parallel_tool_calls=parallel_tool_calls,
         metadata=metadata,
     )
     return Call("POST", "/v1/agents", json=body)
@@ -98,6 +101,7 @@ def update_call(
     tool_choice: ToolChoice | None,
     approval: ApprovalParams | None,
     mcp_servers: Sequence[McpServerParams] | None,
+    parallel_tool_calls: bool | _Unset | None,
     temperature: float | _Unset | None,
     metadata: dict[str, Any] | None,
 ) -> Call:
@@ -116,6 +120,8 @@ def update_call(
     )
     if temperature is not UNSET:
         body["temperature"] = temperature
+    if parallel_tool_calls is not UNSET:
+        body["parallel_tool_calls"] = parallel_tool_calls
     return Call("PATCH", f"/v1/agents/{agent_id}", json=body)
 
 
@@ -145,6 +151,7 @@ class Agents:
         tool_choice: ToolChoice | None = None,
         approval: ApprovalParams | None = None,
         mcp_servers: Sequence[McpServerParams] | None = None,
+        parallel_tool_calls: bool | None = None,
         temperature: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
@@ -160,6 +167,7 @@ class Agents:
             tool_choice=tool_choice,
             approval=approval,
             mcp_servers=mcp_servers,
+            parallel_tool_calls=parallel_tool_calls,
             temperature=temperature,
             metadata=metadata,
         )
@@ -182,12 +190,13 @@ class Agents:
         tool_choice: ToolChoice | None = None,
         approval: ApprovalParams | None = None,
         mcp_servers: Sequence[McpServerParams] | None = None,
+        parallel_tool_calls: bool | _Unset | None = UNSET,
         temperature: float | _Unset | None = UNSET,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
         """Change the fields given; `memory` and `approval` are merged field by field,
         `metadata` replaced,
-        `temperature=None` resets it to the model's default."""
+        `temperature=None` (or `parallel_tool_calls=None`) resets it to the model's default."""
         call = update_call(
             agent_id,
             name=name,
@@ -199,6 +208,7 @@ class Agents:
             tool_choice=tool_choice,
             approval=approval,
             mcp_servers=mcp_servers,
+            parallel_tool_calls=parallel_tool_calls,
             temperature=temperature,
             metadata=metadata,
         )
@@ -242,6 +252,7 @@ class AsyncAgents:
         tool_choice: ToolChoice | None = None,
         approval: ApprovalParams | None = None,
         mcp_servers: Sequence[McpServerParams] | None = None,
+        parallel_tool_calls: bool | None = None,
         temperature: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
@@ -256,6 +267,7 @@ class AsyncAgents:
             tool_choice=tool_choice,
             approval=approval,
             mcp_servers=mcp_servers,
+            parallel_tool_calls=parallel_tool_calls,
             temperature=temperature,
             metadata=metadata,
         )
@@ -279,6 +291,7 @@ class AsyncAgents:
         tool_choice: ToolChoice | None = None,
         approval: ApprovalParams | None = None,
         mcp_servers: Sequence[McpServerParams] | None = None,
+        parallel_tool_calls: bool | _Unset | None = UNSET,
         temperature: float | _Unset | None = UNSET,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
@@ -294,6 +307,7 @@ class AsyncAgents:
             tool_choice=tool_choice,
             approval=approval,
             mcp_servers=mcp_servers,
+            parallel_tool_calls=parallel_tool_calls,
             temperature=temperature,
             metadata=metadata,
         )

@@ -78,6 +78,28 @@ def test_tool_calls_run_and_their_results_reach_the_next_step(world: World) -> N
     assert model.requests[0].tool_choice == "auto"
 
 
+def test_the_agents_parallel_tool_calls_setting_reaches_the_model(world: World) -> None:
+    first = world.message("what is 6*7 and 2*3?")
+    model = ScriptedModel(
+        [
+            tool_calls_reply(("calculator", {"expression": "6*7"})),
+            text_reply("42"),
+            tool_calls_reply(
+                ("calculator", {"expression": "6*7"}), ("calculator", {"expression": "2*3"})
+            ),
+            text_reply("42 and 6"),
+        ]
+    )
+    world.executor(model).execute(first.id)
+    assert model.requests[0].parallel_tool_calls is None  # unset: the model's default
+    world.update_agent(parallel_tool_calls=True)
+    second = world.message("and again?")
+    world.executor(model).execute(second.id)
+    assert model.requests[2].parallel_tool_calls is True
+    (step, _) = world.steps(second.id)
+    assert [c.result for c in step.tool_calls] == ["42", "6"]
+
+
 def test_invalid_arguments_go_back_to_the_model_as_a_tool_error(world: World) -> None:
     run = world.message("compute")
     model = ScriptedModel(

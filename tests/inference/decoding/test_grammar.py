@@ -113,6 +113,27 @@ def test_each_kind_compiles_and_tool_or_text_admits_text_or_a_compact_call() -> 
     run_in_child(_grammar_kinds_compile)
 
 
+def _several_calls_by_grammar() -> None:
+    tokenizer = _tokenizer()
+    one = '{"city": "Oslo", "n": 2}'
+    two = f"{TOOL_OPEN}[{one}, {one}]{TOOL_CLOSE}"
+    for most, accepted in ((1, False), (4, True)):
+        schema = {"type": "array", "items": SCHEMA, "minItems": 1, "maxItems": most}
+        guide = Guide(
+            compile_grammar(OutputConstraint("tool_or_text", schema), tokenizer), tokenizer
+        )
+        tokens = tokenizer.tokenize_str(two)
+        whole = guide.matcher.try_consume_tokens(tokens) == len(tokens)
+        assert (whole and guide.matcher.is_accepting()) == accepted, most
+        # Cut after the first call, the shortest valid ending closes the list.
+        cut = Guide(compile_grammar(OutputConstraint("tool_or_text", schema), tokenizer), tokenizer)
+        assert cut.matcher.try_consume_tokens(tokenizer.tokenize_str(f"{TOOL_OPEN}[{one}")) > 0
+
+
+def test_a_list_holds_as_many_calls_as_allowed_and_no_more() -> None:
+    run_in_child(_several_calls_by_grammar)
+
+
 def test_tool_or_text_is_a_call_or_text_not_starting_with_space_or_angle() -> None:
     source = grammar_source(OutputConstraint("tool_or_text", SCHEMA))
     assert "tool_call" in source

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import openai
@@ -209,6 +209,32 @@ def test_required_tool_calls_always_parse_and_validate(client: OpenAI) -> None:
         assert len(calls) == 1
         assert calls[0].id.startswith("call_")
         _validate_call(calls[0], tools)
+
+
+def test_with_parallel_tool_calls_every_call_of_a_reply_parses_and_validates(
+    client: OpenAI,
+) -> None:
+    # The bundled 135M model seldom writes a second call (bench/parallel_tool_calls.py); what
+    # is checked here is the format: a list of 1-4 valid calls under either choice, sampled.
+    tools = [WEATHER, ADD]
+    prompts = ["Weather in Paris and in Rome?", "Add 2 and 3, and add 4 and 5.", "Hi there"]
+    for i in range(12):
+        choice: Literal["required", "auto"] = "required" if i % 2 == 0 else "auto"
+        reply = client.chat.completions.create(
+            model=MODEL,
+            messages=_user(prompts[i % len(prompts)]),
+            tools=tools,
+            tool_choice=choice,
+            parallel_tool_calls=True,
+            temperature=0.9,
+            seed=i,
+            max_tokens=120,
+        )
+        made = reply.choices[0].message.tool_calls or []
+        assert 1 <= len(made) <= 4 or (choice == "auto" and not made), reply
+        assert len({c.id for c in made}) == len(made)
+        for call in made:
+            _validate_call(call, tools)
 
 
 def test_named_tool_choice_calls_that_function(client: OpenAI) -> None:

@@ -335,6 +335,41 @@ def test_with_tool_choice_auto_the_reply_is_text_or_a_call(
     assert reply["choices"][0]["finish_reason"] == ("tool_calls" if calls else "stop")
 
 
+CALL2 = '{"name": "add", "arguments": {"a": 3, "b": 4}}'
+
+
+@pytest.mark.parametrize(
+    ("fields", "pieces"),
+    [
+        ({}, ["<tool_call>[", CALL, ", ", CALL2, "]</tool_call>"]),
+        ({"tool_choice": "required"}, ["[", CALL, ", ", CALL2, "]"]),
+    ],
+    ids=["auto", "required"],
+)
+def test_a_reply_holds_several_calls_when_the_request_allows_them(
+    fields: dict[str, Any], pieces: list[str]
+) -> None:
+    request = body(tools=[ADD], parallel_tool_calls=True, **fields)
+    _, reply, _ = answer(ScriptedEngine(pieces), request)
+
+    calls = reply["choices"][0]["message"]["tool_calls"]
+    assert [c["index"] for c in calls] == [0, 1]
+    assert [c["function"]["arguments"] for c in calls] == ['{"a": 1, "b": 2}', '{"a": 3, "b": 4}']
+    assert calls[0]["id"] != calls[1]["id"]
+    events = chunks(
+        ScriptedEngine(pieces), body(stream=True, tools=[ADD], parallel_tool_calls=True, **fields)
+    )
+    (streamed,) = [d["tool_calls"] for d in deltas(events) if "tool_calls" in d]
+    assert len(streamed) == 2
+    assert finish_reasons(events) == ["tool_calls"]
+
+
+def test_without_parallel_tool_calls_a_second_call_breaks_the_constraint() -> None:
+    pieces = ["<tool_call>[", CALL, ", ", CALL2, "]</tool_call>"]
+    with pytest.raises(OutputInvalid, match="too long"):  # the grammar never lets it be written
+        answer(ScriptedEngine(pieces), body(tools=[ADD]))
+
+
 def test_json_the_budget_closed_validly_is_a_stop_marked_shortened() -> None:
     done = Finished("length", prompt_tokens=5, completion_tokens=4)
     _, reply, _ = answer(
