@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`chat` and `batch`: clients of a running server (cli/chat.py, cli/batch.py)."""
+    """`chat`, `batch` and `mcp`: clients of a running server (cli/chat.py, cli/batch.py,
+    cli/mcp.py)."""
     server = argparse.ArgumentParser(add_help=False)
     server.add_argument(
         "--base-url", help="the server (default AGENTMILL_BASE_URL, else http://127.0.0.1:8000)"
@@ -95,6 +96,25 @@ def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     cancel = batch.add_parser("cancel", parents=[server], help="stop a batch")
     cancel.add_argument("batch_id", metavar="ID")
 
+    mcp = commands.add_parser("mcp", help="MCP servers agents take tools from").add_subparsers(
+        dest="mcp_command", required=True, metavar="ACTION"
+    )
+    add = mcp.add_parser("add", parents=[server], help="register an MCP server")
+    add.add_argument("name", metavar="NAME", help="its tools are called NAME__<tool>")
+    add.add_argument("--url", help="a streamable HTTP endpoint")
+    add.add_argument(  # not dest `command`: that names the subcommand
+        "--command", dest="stdio_command", help="a stdio server the deployer allows, by name"
+    )
+    add.add_argument(
+        "--header", action="append", default=[], help="'Name: value', sent with every request"
+    )
+    add.add_argument("--timeout", type=float, help="limit for one tool call, in seconds")
+    mcp.add_parser("list", parents=[server], help="the registered servers")
+    show = mcp.add_parser("show", parents=[server], help="a server and its tools")
+    show.add_argument("server", metavar="SERVER", help="its name or id")
+    remove = mcp.add_parser("remove", parents=[server], help="delete a server")
+    remove.add_argument("server", metavar="SERVER", help="its name or id")
+
 
 def _with_address(settings: Settings, args: argparse.Namespace) -> Settings:
     update: dict[str, object] = {}
@@ -122,7 +142,7 @@ def _inference_settings(settings: Settings, args: argparse.Namespace) -> Setting
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     # Imported per command so `agentmill keys ...` does not pay for FastAPI and uvicorn.
-    if args.command in ("chat", "batch"):
+    if args.command in ("chat", "batch", "mcp"):
         return _run_client(args, settings)
     if args.command == "up":
         from cli.runtime import up
@@ -159,6 +179,10 @@ def _run_client(args: argparse.Namespace, settings: Settings) -> int:
             from cli import chat as cli_chat
 
             return cli_chat.main(args, settings)
+        if args.command == "mcp":
+            from cli import mcp as cli_mcp
+
+            return cli_mcp.main(args, settings)
         from cli import batch as cli_batch
 
         return cli_batch.main(args, settings)
