@@ -106,7 +106,10 @@ class McpServerUse:
 
     def as_json(self) -> dict[str, Any]:
         """The jsonb form stored on the agent."""
-        return {"server": self.server, "tools": list(self.tools) if self.tools else self.tools}
+        return {
+            "server": self.server,
+            "tools": list(self.tools) if self.tools is not None else None,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> McpServerUse:

@@ -1,12 +1,12 @@
 """`McpSources`: the MCP tools of an agent's run, for a worker.
 
-For each server the agent names, the worker reads how to reach it (the tenant's row, headers
-opened), lists its tools (reused for AGENTMILL_MCP_TOOLS_TTL_S, listed again after a failed
-call) and stores the listing on the row for the API to show. A server that cannot be listed
-leaves its tools out of this step and is reported (the executor emits `tool.source_error`);
-its last good listing is used meanwhile when this process has one. A call that fails for any
-reason, an unreachable server, a timeout, an error result, becomes a tool error the model
-reads; none ends the run.
+When an attempt of a run starts, for each server the agent names, the worker reads how to
+reach it (the tenant's row, headers opened), lists its tools (reused for
+AGENTMILL_MCP_TOOLS_TTL_S, listed again after a failed call) and stores the listing on the row
+for the API to show. A server that cannot be listed leaves its tools out of this attempt and
+is reported (the executor emits `tool.source_error`); its last good listing is used meanwhile
+when this process has one. A call that fails for any reason, an unreachable server, a
+timeout, an error result, becomes a tool error the model reads; none ends the run.
 """
 
 from __future__ import annotations

@@ -126,8 +126,9 @@ class RunReleased:
 
 @dataclass(frozen=True)
 class ToolSourceError:
-    """The tools of an MCP server the agent uses could not be listed for this step; the
-    model is offered the others (and the server's last listing, if this worker has one)."""
+    """The tools of an MCP server the agent uses could not be listed when this attempt of
+    the run started; the model is offered the others (and the server's last listing, if this
+    worker has one)."""
 
     TYPE: ClassVar[str] = "tool.source_error"
     server: str

@@ -140,8 +140,8 @@ class ToolApprovalEvent(RunEvent):
 
 
 class ToolSourceErrorEvent(RunEvent):
-    """The tools of an MCP server the agent uses could not be listed for a step; the model
-    was offered the others."""
+    """The tools of an MCP server the agent uses could not be listed when an attempt of the
+    run started; the model was offered the others."""
 
     type: Literal["tool.source_error"]
     server: str
