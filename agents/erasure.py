@@ -40,6 +40,7 @@ from agents.tables import (
     StepRow,
     ToolCallRow,
 )
+from agents.webhooks.tables import DeliveryRow
 from core.errors import NotFound
 from memory import erasure
 
@@ -70,6 +71,8 @@ class ErasureReport:
     """Events of those runs."""
     batch_items: int = 0
     """Batch items redacted in place (or, deleting a session, cancelled)."""
+    webhook_deliveries: int = 0
+    """Webhook deliveries of those runs (their payloads hold the runs' output)."""
 
 
 def _rows(session: Session, statement: Executable) -> int:
@@ -87,6 +90,9 @@ def _delete_sessions(
     runs = select(RunRow.id).where(RunRow.tenant_id == tenant_id, RunRow.session_id.in_(ids))
     counts = {
         "run_events": _rows(session, delete(EventRow).where(EventRow.run_id.in_(runs))),
+        "webhook_deliveries": _rows(
+            session, delete(DeliveryRow).where(DeliveryRow.run_id.in_(runs))
+        ),
         "tool_calls": _rows(session, delete(ToolCallRow).where(ToolCallRow.run_id.in_(runs))),
         "run_steps": _rows(session, delete(StepRow).where(StepRow.run_id.in_(runs))),
     }

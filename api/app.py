@@ -13,7 +13,18 @@ from agents.worker.queue import RunQueue, RunSender, make_celery
 from api.deps import MemoryProvider
 from api.events_hub import EventHub, libpq_url
 from api.readiness import Readiness
-from api.routes import agents, batches, blocks, health, mcp_servers, me, memories, runs, sessions
+from api.routes import (
+    agents,
+    batches,
+    blocks,
+    health,
+    mcp_servers,
+    me,
+    memories,
+    runs,
+    sessions,
+    webhooks,
+)
 from core.config import Settings
 from core.web import errors
 from core.web.limits import BodySizeLimit
@@ -90,4 +101,5 @@ def create_app(
     app.include_router(blocks.router)
     app.include_router(batches.router)
     app.include_router(mcp_servers.router)
+    app.include_router(webhooks.router)
     return app

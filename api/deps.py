@@ -17,6 +17,7 @@ from agents.batches.facade import Batches
 from agents.facade import Agents
 from agents.mcp.facade import McpServers
 from agents.runs.facade import Runs
+from agents.webhooks.facade import Webhooks
 from agents.worker.queue import RunSender
 from api.events_hub import EventHub
 from core.config import Settings
@@ -92,6 +93,11 @@ def get_agents(request: Request) -> Agents:
 def get_mcp_servers(request: Request) -> McpServers:
     """The tenants' MCP servers (headers sealed with the deployment's secret key)."""
     return McpServers(get_engine(request), get_settings(request))
+
+
+def get_webhooks(request: Request) -> Webhooks:
+    """The tenants' webhook endpoints (secrets sealed with the deployment's key)."""
+    return Webhooks(get_engine(request), get_settings(request))
 
 
 def get_runs(request: Request) -> Runs:
@@ -237,6 +243,16 @@ def mcp_server_id(
     return parse_id("mcp server", server_id)
 
 
+def webhook_id(webhook_id: Annotated[str, Path(description="A webhook id.")]) -> uuid.UUID:
+    """The `{webhook_id}` of the path."""
+    return parse_id("webhook", webhook_id)
+
+
+def delivery_id(delivery_id: Annotated[str, Path(description="A delivery id.")]) -> uuid.UUID:
+    """The `{delivery_id}` of the path."""
+    return parse_id("delivery", delivery_id)
+
+
 def run_id(run_id: Annotated[str, Path(description="A run id.")]) -> uuid.UUID:
     """The `{run_id}` of the path."""
     return parse_id("run", run_id)
@@ -250,6 +266,7 @@ MemoryDep = Annotated[MemoryStore, Depends(get_memory)]
 AgentsDep = Annotated[Agents, Depends(get_agents)]
 RunsDep = Annotated[Runs, Depends(get_runs)]
 McpServersDep = Annotated[McpServers, Depends(get_mcp_servers)]
+WebhooksDep = Annotated[Webhooks, Depends(get_webhooks)]
 BatchesDep = Annotated[Batches, Depends(get_batches)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 GuardsDep = Annotated[Guards, Depends(get_guards)]
@@ -257,5 +274,7 @@ AgentId = Annotated[uuid.UUID, Depends(agent_id)]
 SessionId = Annotated[uuid.UUID, Depends(session_id)]
 RunId = Annotated[uuid.UUID, Depends(run_id)]
 McpServerId = Annotated[uuid.UUID, Depends(mcp_server_id)]
+WebhookId = Annotated[uuid.UUID, Depends(webhook_id)]
+DeliveryId = Annotated[uuid.UUID, Depends(delivery_id)]
 MemoryId = Annotated[uuid.UUID, Depends(memory_id)]
 OwnedAgentId = Annotated[uuid.UUID, Depends(owned_agent_id)]

@@ -354,9 +354,31 @@ class Settings(BaseSettings):
         description="A worker closes its connection to an MCP server (and stops a stdio "
         "server's process) after this long unused.",
     )
+    webhook_allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Hosts or networks webhook endpoints may be on although they are private, "
+        "loopback or link-local (JSON list); public addresses need no listing.",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=120.0, description="Limit for one webhook delivery attempt."
+    )
+    webhook_max_age_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        le=30 * 86_400.0,
+        description="How long a delivery is retried (with exponential backoff) before it is "
+        "marked failed.",
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Deliveries one worker process sends at once."
+    )
+    webhook_poll_s: float = Field(
+        default=1.0, gt=0, le=60.0, description="How often a worker looks for due deliveries."
+    )
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Key that encrypts stored secrets (MCP servers' headers); every API and "
+        description="Key that encrypts stored secrets (MCP servers' headers, webhook signing "
+        "secrets); every API and "
         "worker process needs the same one. Unset: a random key kept in `home/secret-key` "
         "(one machine only; refused in production).",
     )
@@ -396,6 +418,12 @@ class Settings(BaseSettings):
         description="The recorded context (the whole prompt) of each step of an ended run is "
         "emptied this many days after the step; empty or `forever` keeps contexts forever.",
     )
+    retention_webhook_deliveries_days: float | None = Field(
+        default=7.0,
+        ge=0.0,
+        description="Webhook deliveries that were delivered or given up (with their attempts) "
+        "are deleted this many days after they were made; empty or `forever` keeps them.",
+    )
     retention_block_versions: int | None = Field(
         default=50,
         ge=1,
@@ -417,7 +445,12 @@ class Settings(BaseSettings):
         "refusals; unset = no limit.",
     )
 
-    @field_validator("retention_step_context_days", "retention_block_versions", mode="before")
+    @field_validator(
+        "retention_step_context_days",
+        "retention_block_versions",
+        "retention_webhook_deliveries_days",
+        mode="before",
+    )
     @classmethod
     def _forever(cls, value: object) -> object:
         # An environment variable cannot be unset to None: an empty value or `forever` is.

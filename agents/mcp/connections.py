@@ -26,9 +26,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, Implementation, RequestParamsMeta, Tool
 
-from agents.mcp.guard import Allowed, DestinationRefused, GuardedTransport
 from agents.mcp.records import McpEndpoint
 from core.config import Settings
+from core.egress import Allowed, DestinationRefused, GuardedTransport
 
 log = logging.getLogger(__name__)
 

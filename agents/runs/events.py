@@ -14,6 +14,9 @@ Types, in the order a run produces them:
   run back. A call that needs a human: run.requires_action (the run waits, no worker holds
   it), then one tool.approval per decision, then run.started again.
 
+The run's ending events and run.requires_action also become webhook deliveries, in the same
+transaction (agents/webhooks/outbox.py).
+
 Each type's data is a dataclass here (`append_event` takes nothing else, so mypy checks every
 payload the server writes), and tests/sdk/test_event_parity.py keeps the SDK's typed events
 field for field in step with them.
@@ -31,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from agents.records import ApprovalDecision, Event, PendingCall, RunStatus, Usage
 from agents.tables import EventRow
+from agents.webhooks import outbox
 
 NOTIFY_CHANNEL = "agentmill_run_events"
 
@@ -238,6 +242,8 @@ def append_event(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, data
             "channel": NOTIFY_CHANNEL,
         },
     ).scalar_one()
+    if data.TYPE in outbox.SUBSCRIBABLE:  # the webhooks that want it, in this transaction
+        outbox.enqueue(session, tenant_id, run_id, int(seq), data.TYPE, event_fields(data))
     return int(seq)
 
 

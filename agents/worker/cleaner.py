@@ -7,6 +7,8 @@ What it removes, each after its retention setting (core/config.py, docs/operatio
 - the token deltas (`message.delta`) of runs that ended: provisional by design (agents/events),
   and the answer is in the run, its `message` event and the session; the lifecycle events stay;
 - the recorded context of each step (a whole prompt) of runs that ended, emptied to `[]`;
+- webhook deliveries that were delivered or given up, with their attempts, after some days
+  (pending ones never);
 - core memory block versions older than the newest N of each block (the block-history route
   shows what is left; the newest is the block's value), except one an active run's tool call
   wrote, which that call's retry looks up (memory.blocks `edit_key`).
@@ -96,6 +98,16 @@ _VERSIONS = text(
     WHERE v.block_id = d.block_id AND v.version = d.version
     """
 )
+_DELIVERIES = text(
+    """
+    DELETE FROM webhook_deliveries WHERE id IN (
+        SELECT id FROM webhook_deliveries
+        WHERE status IN ('succeeded', 'failed')
+          AND created_at < now() - make_interval(secs => :after_s)
+        LIMIT :n FOR UPDATE SKIP LOCKED
+    )
+    """
+)
 _FINAL = list(FINAL_STATUSES)
 _ACTIVE = list(ACTIVE_STATUSES)
 _TERMINAL = sorted(TERMINAL_TYPES)
@@ -113,6 +125,8 @@ class Cleaned:
     """Step contexts emptied."""
     block_versions: int = 0
     """Old block versions deleted."""
+    webhook_deliveries: int = 0
+    """Ended webhook deliveries deleted (with their attempts)."""
     skipped: bool = False
     """Another worker held the pass."""
 
@@ -136,17 +150,21 @@ class Retention:
     """Age of a step of an ended run before its context is emptied."""
     block_versions: int | None = 50
     """Newest versions kept per block."""
+    webhook_deliveries_s: float | None = 7 * 86_400.0
+    """Age of a delivered or failed webhook delivery before it is deleted."""
 
     @classmethod
     def of(cls, settings: Settings) -> Retention:
         """The retention the settings ask for."""
         days = settings.retention_step_context_days
+        hooks = settings.retention_webhook_deliveries_days
         return cls(
             batch_rows=settings.retention_batch_rows,
             broker_consumed_s=settings.retention_broker_consumed_s,
             delta_events_s=settings.retention_delta_events_s,
             step_context_s=None if days is None else days * 86_400.0,
             block_versions=settings.retention_block_versions,
+            webhook_deliveries_s=(None if hooks is None else hooks * 86_400.0),
         )
 
 
@@ -196,6 +214,9 @@ class Cleaner:
         if keep.block_versions is not None:
             old = {"keep": keep.block_versions, "active": _ACTIVE}
             cleaned.block_versions = self._batches(conn, _VERSIONS, old)
+        if keep.webhook_deliveries_s is not None:
+            hooks = {"after_s": keep.webhook_deliveries_s}
+            cleaned.webhook_deliveries = self._batches(conn, _DELIVERIES, hooks)
 
     def _batches(
         self, conn: Connection, statement: TextClause, params: Mapping[str, object]

@@ -3,6 +3,7 @@
 Importing this module builds the Celery app from the settings. Each worker process builds its
 services once (database engine, model client, tools, memory store with its embedder, the
 event-loop portal) and runs runs in a pool of threads; a sweeper thread re-queues lost runs,
+a webhook deliverer sends the outbox (agents/webhooks/delivery.py),
 another keeps the memory scopes' own vector indexes (memory.scope_indexes) and a cleaner
 deletes what the retention settings no longer keep (agents.worker.cleaner).
 """
@@ -27,6 +28,7 @@ from agents.runs.portal import Portal
 from agents.tools.builtin import BUILTIN_TOOLS
 from agents.tools.memory import MEMORY_TOOLS
 from agents.tools.registry import ToolRegistry, load_entry_point_tools, load_module_tools
+from agents.webhooks.delivery import Deliverer
 from agents.worker.cleaner import Cleaner, Retention
 from agents.worker.heartbeat import Heartbeat
 from agents.worker.queue import EXECUTE_RUN, EXTRACT_FACTS, RunQueue, make_celery
@@ -114,6 +116,7 @@ def extract_run_facts(run_id: str) -> None:
 
 _periodic: list[Periodic] = []
 _heartbeats: list[Heartbeat] = []
+_deliverers: list[Deliverer] = []
 
 
 def heartbeat_safely(heartbeat: Heartbeat) -> None:
@@ -143,6 +146,9 @@ def _start_periodic(**_: Any) -> None:
     )
     cleaner = Cleaner(svc.engine, Retention.of(SETTINGS))
     tasks.append(Periodic("agentmill-cleaner", SETTINGS.retention_interval_s, cleaner.run_once))
+    deliverer = Deliverer(svc.engine, SETTINGS)
+    deliverer.start()
+    _deliverers.append(deliverer)
     heartbeat = Heartbeat(svc.engine, SETTINGS.worker_concurrency)
     _heartbeats.append(heartbeat)
     heartbeat_safely(heartbeat)  # /readyz sees this worker at once
@@ -156,6 +162,8 @@ def _start_periodic(**_: Any) -> None:
 def _stop_periodic(**_: Any) -> None:
     for task in _periodic:
         task.stop()
+    for deliverer in _deliverers:
+        deliverer.stop()
     for heartbeat in _heartbeats:
         try:
             heartbeat.stop()

@@ -23,6 +23,7 @@ class ErasedCounts(BaseModel):
     tool_calls: int
     run_events: int
     batch_items: int
+    webhook_deliveries: int
 
     @classmethod
     def of(cls, report: ErasureReport) -> ErasedCounts:

@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from agents.mcp.guard import Allowed, literal_problem, url_problem
 from agents.mcp.records import McpServer, NewMcpServer
 from api.schemas.agents import McpServerName
 from api.schemas.common import Inbound, invalid
 from core.config import Settings
+from core.egress import Allowed, literal_problem, url_problem
 
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")]
 HeaderValue = Annotated[str, StringConstraints(pattern=r"^[^\r\n]*$", max_length=8192)]

@@ -56,12 +56,16 @@ from agentmill.models import (
     Step,
     ToolCall,
     Usage,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
 )
 from agentmill.resources.agents import ApprovalParams, McpServerParams, MemoryParams
 from agentmill.resources.batches import BatchItemParams
 from agentmill.resources.memories import MemoryFilters
 from agentmill.retry import RetryPolicy
 from agentmill.stream import AsyncEventStream, EventStream
+from agentmill.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "APIConnectionError",
@@ -132,4 +136,9 @@ __all__ = [
     "UnknownEvent",
     "UnprocessableEntityError",
     "Usage",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]

@@ -1,7 +1,7 @@
 """`Client` and `AsyncClient`: one server, one API key, the resources on top.
 
 Resources hang off the client as attributes (`agents`, `sessions`, `runs`, `memories`,
-`blocks`, `batches`, `mcp_servers`), each from its module in resources/.
+`blocks`, `batches`, `mcp_servers`, `webhooks`), each from its module in resources/.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from agentmill.resources.mcp_servers import AsyncMcpServers, McpServers
 from agentmill.resources.memories import AsyncMemories, Memories
 from agentmill.resources.runs import AsyncRuns, Runs
 from agentmill.resources.sessions import AsyncSessions, Sessions
+from agentmill.resources.webhooks import AsyncWebhooks, Webhooks
 from agentmill.retry import RetryPolicy
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -59,6 +60,7 @@ class Client:
         self.blocks = Blocks(self._http)
         self.batches = Batches(self._http)
         self.mcp_servers = McpServers(self._http)
+        self.webhooks = Webhooks(self._http)
 
     def healthy(self) -> bool:
         """Whether the server process answers `/healthz` (one attempt)."""
@@ -117,6 +119,7 @@ class AsyncClient:
         self.blocks = AsyncBlocks(self._http)
         self.batches = AsyncBatches(self._http)
         self.mcp_servers = AsyncMcpServers(self._http)
+        self.webhooks = AsyncWebhooks(self._http)
 
     async def healthy(self) -> bool:
         """Whether the server process answers `/healthz` (one attempt)."""

@@ -22,6 +22,8 @@ class ErasedCounts(BaseModel):
     run_events: int
     batch_items: int
     """Batch items redacted in place (or cancelled, if not yet run): a batch stays whole."""
+    webhook_deliveries: int = 0
+    """Webhook deliveries of the runs erased."""
 
 
 class Erased(BaseModel):

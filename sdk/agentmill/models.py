@@ -102,6 +102,48 @@ class McpServer(BaseModel):
     updated_at: datetime
 
 
+class Webhook(BaseModel):
+    """A subscribed endpoint; `secret` (`whsec_...`) only in the answer that created it."""
+
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    agent_id: uuid.UUID | None
+    description: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    secret: str | None = None
+
+
+class WebhookAttempt(BaseModel):
+    """One try at a delivery."""
+
+    attempt: int
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+    at: datetime
+
+
+class WebhookDelivery(BaseModel):
+    """One event for one endpoint, with its attempts; `event_id` is the `webhook-id`."""
+
+    id: uuid.UUID
+    webhook_id: uuid.UUID
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+    tries: list[WebhookAttempt]
+
+
 class Agent(BaseModel):
     """An agent: instructions, model alias, tools, memory and approval policies."""
 

@@ -134,6 +134,25 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
         Foreign(body=lambda w: {"url": "https://evil.example/mcp"}),
     ),
     ("DELETE", "/v1/mcp-servers/{server_id}"): (Foreign(),),
+    # webhooks
+    ("POST", "/v1/webhooks"): (
+        Scoped(201, body=lambda w: {"url": "https://b.example/hook", "events": ["run.failed"]}),
+        # Another tenant's agent cannot be a filter: it does not exist for B.
+        Foreign(
+            path_of="b",
+            body=lambda w: {
+                "url": "https://b.example/hook",
+                "events": ["run.failed"],
+                "agent_id": w.a["agent_id"],
+            },
+        ),
+    ),
+    ("GET", "/v1/webhooks"): (Scoped(200, shows=lambda w: w.b["webhook_id"]),),
+    ("GET", "/v1/webhooks/{webhook_id}"): (Foreign(),),
+    ("PATCH", "/v1/webhooks/{webhook_id}"): (Foreign(body=lambda w: {"enabled": False}),),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): (Foreign(),),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): (Foreign(),),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): (Foreign(),),
     # batches
     ("POST", "/v1/batches"): (
         Foreign(body=lambda w: {"agent_id": w.a["agent_id"], "items": [{"input": "q"}]}),
@@ -255,6 +274,14 @@ def _resources(
     chat = _ok(
         client.post(f"/v1/agents/{agent['id']}/sessions", json={"user_id": USER}, headers=headers)
     )
+    hook = _ok(
+        client.post(
+            "/v1/webhooks",
+            json={"url": "https://hooks.example.com/in", "events": ["run.succeeded"]},
+            headers=headers,
+        ),
+        201,
+    )
     messages = f"/v1/sessions/{chat['id']}/messages"
     finished = _ok(client.post(messages, json={"content": f"{marker} first"}, headers=headers))
     support.start(engine, finished["id"])
@@ -296,7 +323,10 @@ def _resources(
         ),
         201,
     )
+    deliveries = _ok(client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=headers))
     return {
+        "webhook_id": hook["id"],
+        "delivery_id": deliveries["data"][0]["id"],
         "server_id": server["id"],
         "server_name": server["name"],
         "tenant_id": me["tenant_id"],

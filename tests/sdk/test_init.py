@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import types
+
 import agentmill
 
 
 def test_all_names_every_public_object_once() -> None:
     assert len(set(agentmill.__all__)) == len(agentmill.__all__)
     assert sorted(agentmill.__all__) == sorted(
-        name for name in vars(agentmill) if not name.startswith("_") and name[0].isupper()
+        name
+        for name, value in vars(agentmill).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and name not in ("annotations",)
     )
     for name in agentmill.__all__:
         assert getattr(agentmill, name).__doc__, name
@@ -81,6 +87,11 @@ def test_the_surface_is_the_documented_one() -> None:
         "ToolCallEvent",
         "ToolResultEvent",
         "ToolSourceErrorEvent",
+        "Webhook",
+        "WebhookAttempt",
+        "WebhookDelivery",
+        "WebhookVerificationError",
+        "verify_webhook",
         "UnknownEvent",
         "UnprocessableEntityError",
         "Usage",

@@ -10,7 +10,7 @@ import socket
 import httpx2
 import pytest
 
-from agents.mcp.guard import (
+from core.egress import (
     Allowed,
     DestinationRefused,
     GuardedTransport,

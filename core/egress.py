@@ -1,12 +1,13 @@
-"""Where MCP requests over HTTP may go: public addresses, and private ones only when the
-deployer lists them (AGENTMILL_MCP_ALLOWED_HOSTS), so a tenant cannot make a worker reach the
-cloud metadata service (169.254.169.254), the worker's own loopback services or the private
-network behind it.
+"""Where requests to tenants' URLs (MCP servers, webhook endpoints) may go: public addresses,
+and private ones only when the deployer lists them (AGENTMILL_MCP_ALLOWED_HOSTS,
+AGENTMILL_WEBHOOK_ALLOWED_HOSTS), so a tenant cannot make a worker reach the cloud metadata
+service (169.254.169.254), the worker's own loopback services or the private network behind it.
 
 Each request is checked as it is sent, after the host name is resolved: every address it
-resolves to must be allowed. The SDK follows only same-origin redirects, and each one is a new
-request, checked again. (A name whose DNS answer changes between the check and the connection
-could still slip through; deployers who need that closed put workers behind an egress proxy.)
+resolves to must be allowed. Redirects are not followed (webhooks), or only within the same
+origin (the MCP SDK), each one a new request, checked again. (A name whose DNS answer
+changes between the check and the connection could still slip through; deployers who need
+that closed put workers behind an egress proxy.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import httpx2
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_ALLOW_HINT = "AGENTMILL_MCP_ALLOWED_HOSTS lists the ones allowed"
 
 
 class DestinationRefused(Exception):
@@ -31,7 +31,11 @@ class DestinationRefused(Exception):
 class Allowed:
     """The deployer's list of hosts and networks allowed although not public."""
 
-    def __init__(self, entries: Iterable[str]) -> None:
+    def __init__(
+        self, entries: Iterable[str], setting: str = "AGENTMILL_MCP_ALLOWED_HOSTS"
+    ) -> None:
+        self.setting = setting
+        """The variable that lists them, named in refusals."""
         self.names: set[str] = set()
         self.networks: list[Network] = []
         for entry in entries:
@@ -67,13 +71,13 @@ def literal_problem(url: str, allowed: Allowed) -> str | None:
     if host in allowed.names:
         return None
     if host == "localhost" or host.endswith(".localhost"):
-        return f"{host} is not allowed ({_ALLOW_HINT})"
+        return f"{host} is not allowed ({allowed.setting} lists the ones allowed)"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None
     if not allowed.permits(address):
-        return f"{host} is a private or reserved address ({_ALLOW_HINT})"
+        return f"{host} is a private or reserved address ({allowed.setting} lists the ones allowed)"
     return None
 
 
@@ -94,7 +98,7 @@ async def check_host(host: str, port: int, allowed: Allowed) -> None:
         if not allowed.permits(address):
             raise DestinationRefused(
                 f"{host} resolves to {address}, a private or reserved address "
-                "(AGENTMILL_MCP_ALLOWED_HOSTS lists what is allowed)"
+                f"({allowed.setting} lists the ones allowed)"
             )
 
 

@@ -1,0 +1,193 @@
+"""`client.webhooks`: endpoints that receive the tenant's run events (signed; check them with
+`agentmill.verify_webhook`), their deliveries, and redelivery."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from agentmill._http import HTTP, AsyncHTTP, Call
+from agentmill.models import Page, Webhook, WebhookDelivery
+
+_UNSET: Any = object()
+
+
+def create_call(
+    url: str,
+    events: Sequence[str],
+    agent_id: uuid.UUID | str | None,
+    description: str | None,
+    enabled: bool | None,
+) -> Call:
+    """POST /v1/webhooks."""
+    body: dict[str, Any] = {"url": url, "events": list(events)}
+    if agent_id is not None:
+        body["agent_id"] = str(agent_id)
+    if description is not None:
+        body["description"] = description
+    if enabled is not None:
+        body["enabled"] = enabled
+    return Call("POST", "/v1/webhooks", json=body)
+
+
+def update_call(webhook_id: uuid.UUID | str, fields: dict[str, Any]) -> Call:
+    """PATCH /v1/webhooks/{id} with the fields given."""
+    body = {k: (str(v) if k == "agent_id" and v is not None else v) for k, v in fields.items()}
+    if "events" in body:
+        body["events"] = list(body["events"])
+    return Call("PATCH", f"/v1/webhooks/{webhook_id}", json=body)
+
+
+def _page(path: str, limit: int, cursor: str | None, **extra: str | None) -> Call:
+    params: dict[str, str | int] = {"limit": limit}
+    if cursor is not None:
+        params["cursor"] = cursor
+    params.update({k: v for k, v in extra.items() if v is not None})
+    return Call("GET", path, params=params)
+
+
+def _changes(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not _UNSET}
+
+
+class Webhooks:
+    """The tenant's webhook endpoints."""
+
+    def __init__(self, http: HTTP) -> None:
+        self._http = http
+
+    def create(
+        self,
+        url: str,
+        events: Sequence[str],
+        *,
+        agent_id: uuid.UUID | str | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+    ) -> Webhook:
+        """Subscribe an endpoint; the answer's `secret` is shown this once: keep it."""
+        call = create_call(url, events, agent_id, description, enabled)
+        return Webhook.model_validate(self._http.send(call).json())
+
+    def get(self, webhook_id: uuid.UUID | str) -> Webhook:
+        """One endpoint (without its secret)."""
+        return Webhook.model_validate(
+            self._http.send(Call("GET", f"/v1/webhooks/{webhook_id}")).json()
+        )
+
+    def update(
+        self,
+        webhook_id: uuid.UUID | str,
+        *,
+        url: str = _UNSET,
+        events: Sequence[str] = _UNSET,
+        agent_id: uuid.UUID | str | None = _UNSET,
+        description: str = _UNSET,
+        enabled: bool = _UNSET,
+    ) -> Webhook:
+        """Change the fields given (`agent_id=None`: every agent)."""
+        fields = _changes(
+            url=url, events=events, agent_id=agent_id, description=description, enabled=enabled
+        )
+        return Webhook.model_validate(self._http.send(update_call(webhook_id, fields)).json())
+
+    def delete(self, webhook_id: uuid.UUID | str) -> None:
+        """Unsubscribe an endpoint."""
+        self._http.send(Call("DELETE", f"/v1/webhooks/{webhook_id}"))
+
+    def list(self, *, limit: int = 50) -> Iterator[Webhook]:
+        """Every endpoint, oldest first."""
+        cursor: str | None = None
+        while True:
+            page = Page[Webhook].model_validate(
+                self._http.send(_page("/v1/webhooks", limit, cursor)).json()
+            )
+            yield from page.data
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def deliveries(
+        self,
+        webhook_id: uuid.UUID | str,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[WebhookDelivery]:
+        """One page of the endpoint's deliveries, newest first, with their attempts."""
+        call = _page(f"/v1/webhooks/{webhook_id}/deliveries", limit, cursor, status=status)
+        return Page[WebhookDelivery].model_validate(self._http.send(call).json())
+
+    def redeliver(
+        self, webhook_id: uuid.UUID | str, delivery_id: uuid.UUID | str
+    ) -> WebhookDelivery:
+        """Send a delivery again now, with the same event id."""
+        call = Call("POST", f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")
+        return WebhookDelivery.model_validate(self._http.send(call).json())
+
+
+class AsyncWebhooks:
+    """The tenant's webhook endpoints (async)."""
+
+    def __init__(self, http: AsyncHTTP) -> None:
+        self._http = http
+
+    async def create(
+        self,
+        url: str,
+        events: Sequence[str],
+        *,
+        agent_id: uuid.UUID | str | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+    ) -> Webhook:
+        """Subscribe an endpoint (see `Webhooks.create`)."""
+        call = create_call(url, events, agent_id, description, enabled)
+        return Webhook.model_validate((await self._http.send(call)).json())
+
+    async def get(self, webhook_id: uuid.UUID | str) -> Webhook:
+        """One endpoint."""
+        response = await self._http.send(Call("GET", f"/v1/webhooks/{webhook_id}"))
+        return Webhook.model_validate(response.json())
+
+    async def update(
+        self,
+        webhook_id: uuid.UUID | str,
+        *,
+        url: str = _UNSET,
+        events: Sequence[str] = _UNSET,
+        agent_id: uuid.UUID | str | None = _UNSET,
+        description: str = _UNSET,
+        enabled: bool = _UNSET,
+    ) -> Webhook:
+        """Change the fields given."""
+        fields = _changes(
+            url=url, events=events, agent_id=agent_id, description=description, enabled=enabled
+        )
+        response = await self._http.send(update_call(webhook_id, fields))
+        return Webhook.model_validate(response.json())
+
+    async def delete(self, webhook_id: uuid.UUID | str) -> None:
+        """Unsubscribe an endpoint."""
+        await self._http.send(Call("DELETE", f"/v1/webhooks/{webhook_id}"))
+
+    async def deliveries(
+        self,
+        webhook_id: uuid.UUID | str,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[WebhookDelivery]:
+        """One page of the endpoint's deliveries."""
+        call = _page(f"/v1/webhooks/{webhook_id}/deliveries", limit, cursor, status=status)
+        return Page[WebhookDelivery].model_validate((await self._http.send(call)).json())
+
+    async def redeliver(
+        self, webhook_id: uuid.UUID | str, delivery_id: uuid.UUID | str
+    ) -> WebhookDelivery:
+        """Send a delivery again now."""
+        call = Call("POST", f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")
+        return WebhookDelivery.model_validate((await self._http.send(call)).json())
