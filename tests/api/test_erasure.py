@@ -181,6 +181,7 @@ def _expected_counts(engine: Engine, user_id: str) -> dict[str, int]:
         "block_versions": "SELECT 1 FROM memory_block_versions v JOIN memory_blocks b "
         "ON b.id = v.block_id WHERE b.user_id = :u",
         "batch_items": "SELECT 1 FROM batch_items WHERE user_id = :u",
+        "webhook_deliveries": f"SELECT 1 FROM webhook_deliveries WHERE run_id IN ({runs})",
     }
     with engine.connect() as conn:
         return {
@@ -200,6 +201,8 @@ def _populate(env: Env) -> dict[str, Any]:
         },
     )
     agent_id = agent["id"]
+    events = ["run.succeeded", "run.failed", "run.incomplete"]
+    env.post("/v1/webhooks", {"url": "https://hooks.example.com/in", "events": events})
     made: dict[str, Any] = {"agent_id": agent_id, "runs": {}, "sessions": {}}
     for user, mark in ((USER_A, A_MARK), (USER_B, B_MARK)):
         for label in ("human", "notes"):
@@ -265,6 +268,7 @@ def test_an_erased_user_leaves_no_trace_and_nothing_comes_back(
         "batch_items.output",
         "batch_items.user_id",
         "batch_items.metadata",
+        "webhook_deliveries.payload",
     ):
         assert column in before, (column, before)
     b_before = _holding(engine, B_MARK)
