@@ -7,6 +7,7 @@ What it removes, each after its retention setting (core/config.py, docs/operatio
 - the token deltas (`message.delta`) of runs that ended: provisional by design (agents/events),
   and the answer is in the run, its `message` event and the session; the lifecycle events stay;
 - the recorded context of each step (a whole prompt) of runs that ended, emptied to `[]`;
+- idempotency keys of create requests older than a day (core/idempotency.py);
 - webhook deliveries that were delivered or given up, with their attempts, after some days
   (pending ones never);
 - core memory block versions older than the newest N of each block (the block-history route
@@ -31,6 +32,7 @@ from sqlalchemy import Connection, Engine, TextClause, text
 
 from agents.records import ACTIVE_STATUSES, FINAL_STATUSES
 from agents.runs.events import TERMINAL_TYPES
+from core import idempotency
 from core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,15 @@ _DELIVERIES = text(
     )
     """
 )
+_KEYS = text(
+    """
+    DELETE FROM idempotency_keys WHERE (tenant_id, key) IN (
+        SELECT tenant_id, key FROM idempotency_keys
+        WHERE created_at < now() - make_interval(secs => :after_s)
+        LIMIT :n FOR UPDATE SKIP LOCKED
+    )
+    """
+)
 _FINAL = list(FINAL_STATUSES)
 _ACTIVE = list(ACTIVE_STATUSES)
 _TERMINAL = sorted(TERMINAL_TYPES)
@@ -127,6 +138,8 @@ class Cleaned:
     """Old block versions deleted."""
     webhook_deliveries: int = 0
     """Ended webhook deliveries deleted (with their attempts)."""
+    idempotency_keys: int = 0
+    """Idempotency keys past their day deleted."""
     skipped: bool = False
     """Another worker held the pass."""
 
@@ -217,6 +230,7 @@ class Cleaner:
         if keep.webhook_deliveries_s is not None:
             hooks = {"after_s": keep.webhook_deliveries_s}
             cleaned.webhook_deliveries = self._batches(conn, _DELIVERIES, hooks)
+        cleaned.idempotency_keys = self._batches(conn, _KEYS, {"after_s": idempotency.KEPT_S})
 
     def _batches(
         self, conn: Connection, statement: TextClause, params: Mapping[str, object]

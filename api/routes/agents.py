@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response, status
 
 from api.deps import AgentId, AgentsDep, PrincipalDep, SettingsDep
+from api.idempotency import IdempotentDep
 from api.schemas.agents import AgentCreate, AgentPublic, AgentUpdate, check_model
 from api.schemas.common import Cursor, Limit, Page, by_time, decode_cursor, keyset_page
 from core.web.errors import error_responses
@@ -12,13 +15,23 @@ from core.web.errors import error_responses
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=error_responses(401, 422, 429))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 409, 413))
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=AgentPublic,
+    responses=error_responses(400, 409, 413),
+)  # fmt: skip
 def create_agent(
-    principal: PrincipalDep, body: AgentCreate, agents: AgentsDep, settings: SettingsDep
-) -> AgentPublic:
-    """Create an agent; 409 when the tenant already has one of that name."""
+    principal: PrincipalDep,
+    body: AgentCreate,
+    agents: AgentsDep,
+    settings: SettingsDep,
+    idem: IdempotentDep,
+) -> Any:
+    """Create an agent; 409 when the tenant already has one of that name (or the
+    Idempotency-Key came with another request)."""
     check_model(body.model, settings)
-    return AgentPublic.of(agents.create(principal.tenant_id, body.new_agent()))
+    return idem.run(
+        201, lambda: AgentPublic.of(agents.create(principal.tenant_id, body.new_agent()))
+    )
 
 
 @router.get("")

@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from agents.batches.facade import Batches
 from agents.records import BatchItem
 from api.deps import BatchesDep, PrincipalDep, parse_id
+from api.idempotency import IdempotentDep
 from api.readiness import DiskRoom
 from api.schemas.batches import (
     CREATE_OPENAPI,
@@ -87,12 +88,14 @@ def _body(content_type: str, raw: bytes, options: dict[str, object]) -> BatchCre
     status_code=status.HTTP_201_CREATED,
     openapi_extra=CREATE_OPENAPI,
     dependencies=[DiskRoom],
-    responses=error_responses(400, 404, 413, 507),
+    response_model=BatchPublic,
+    responses=error_responses(400, 404, 409, 413, 507),
 )
 async def create_batch(
     request: Request,
     principal: PrincipalDep,
     batches: BatchesDep,
+    idem: IdempotentDep,
     agent_id: Annotated[str | None, Query(description="JSONL upload: the agent.")] = None,
     concurrency: Annotated[
         int | None, Query(ge=1, le=64, description="JSONL upload (default 4).")
@@ -100,7 +103,7 @@ async def create_batch(
     max_attempts: Annotated[
         int | None, Query(ge=1, le=5, description="JSONL upload (default 2).")
     ] = None,
-) -> BatchPublic:
+) -> Any:
     """Run many inputs on one agent, each in a session of its own, `concurrency` at a time.
     The body is JSON (`BatchCreate`) or JSONL (`application/x-ndjson`: one item per line,
     the options as query parameters); a bad line is a 422 naming it, and nothing is created."""
@@ -111,9 +114,12 @@ async def create_batch(
         "max_attempts": max_attempts,
     }
     options = {name: value for name, value in sent.items() if value is not None}
-    body = _body(content_type, await request.body(), options)
-    batch = await asyncio.to_thread(batches.create, principal.tenant_id, body.new_batch())
-    return BatchPublic.of(batch)
+    new = _body(content_type, await request.body(), options).new_batch()
+
+    def make() -> BatchPublic:
+        return BatchPublic.of(batches.create(principal.tenant_id, new))
+
+    return await asyncio.to_thread(idem.run, 201, make)
 
 
 @router.get("")

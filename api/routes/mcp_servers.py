@@ -3,9 +3,12 @@ Agents name them in `mcp_servers`; workers list and call their tools."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response, status
 
 from api.deps import McpServerId, McpServersDep, PrincipalDep, SettingsDep
+from api.idempotency import IdempotentDep
 from api.schemas.common import (
     Cursor,
     Limit,
@@ -28,14 +31,22 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 409, 413))
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=McpServerPublic,
+    responses=error_responses(400, 409, 413),
+)  # fmt: skip
 def create_mcp_server(
-    principal: PrincipalDep, body: McpServerCreate, servers: McpServersDep, settings: SettingsDep
-) -> McpServerPublic:
+    principal: PrincipalDep,
+    body: McpServerCreate,
+    servers: McpServersDep,
+    settings: SettingsDep,
+    idem: IdempotentDep,
+) -> Any:
     """Register a server; 409 when the tenant has one of that name, 422 for a URL workers
     may not reach or a stdio command the deployer does not allow."""
     check_destination(body.url, body.command, settings)
-    return McpServerPublic.of(servers.create(principal.tenant_id, body.new_server()))
+    new = body.new_server()
+    return idem.run(201, lambda: McpServerPublic.of(servers.create(principal.tenant_id, new)))
 
 
 @router.get("")

@@ -3,12 +3,13 @@ data (tenant-scoped; another tenant's agents and memories are 404)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from api.deps import AgentsDep, MemoryDep, MemoryId, OwnedAgentId, PrincipalDep
+from api.idempotency import IdempotentDep
 from api.schemas.common import Page, Storable, by_time, decode_cursor, invalid, keyset_page
 from api.schemas.erasure import Erased
 from api.schemas.memories import (
@@ -38,8 +39,9 @@ UserIdPath = Annotated[
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": MemoryWritten, "description": "Merged into a near-duplicate."},
-        **error_responses(400, 404, 413),
+        **error_responses(400, 404, 409, 413),
     },
+    response_model=MemoryWritten,
 )
 def create_memory(
     principal: PrincipalDep,
@@ -48,7 +50,8 @@ def create_memory(
     response: Response,
     agents: AgentsDep,
     memory: MemoryDep,
-) -> MemoryWritten:
+    idem: IdempotentDep,
+) -> Any:
     """Store a memory of the agent (201), or update its near-duplicate (200, `deduplicated`).
     With a `session_id`, the session must be the agent's; its end user is the default."""
     user_id = body.user_id
@@ -60,11 +63,16 @@ def create_memory(
             user_id = chat.user_id
         elif chat.user_id is not None and chat.user_id != user_id:
             raise invalid("user_id", "differs from the session's end user")
-    result = memory.add(principal.tenant_id, body.new_memory(agent_id, user_id))
-    if result.deduplicated:
-        response.status_code = status.HTTP_200_OK
-    record = memory.get(principal.tenant_id, result.id)
-    return MemoryWritten.written(record, result.deduplicated)
+    new = body.new_memory(agent_id, user_id)
+
+    def make() -> MemoryWritten:
+        result = memory.add(principal.tenant_id, new)
+        if result.deduplicated:
+            response.status_code = status.HTTP_200_OK
+        record = memory.get(principal.tenant_id, result.id)
+        return MemoryWritten.written(record, result.deduplicated)
+
+    return idem.run(lambda made: 200 if made.deduplicated else 201, make)
 
 
 @router.get("/agents/{agent_id}/memories", responses=error_responses(404, 413))

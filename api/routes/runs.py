@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
@@ -17,6 +17,7 @@ from api.deps import (
     RunQueueDep,
     RunsDep,
 )
+from api.idempotency import IdempotentDep
 from api.schemas.common import Page
 from api.schemas.runs import MAX_EVENT_SEQ, ApprovalsCreate, RunPublic, StepPublic
 from api.streaming import fetch_run, sse_response
@@ -81,7 +82,9 @@ def cancel_run(
     return RunPublic.of(dispatch.cancel_run(engine, queue, principal.tenant_id, run_id))
 
 
-@router.post("/{run_id}/approvals", responses=error_responses(400, 409, 413))
+@router.post(
+    "/{run_id}/approvals", response_model=RunPublic, responses=error_responses(400, 409, 413)
+)
 def approve_calls(
     principal: PrincipalDep,
     run_id: RunId,
@@ -89,11 +92,16 @@ def approve_calls(
     runs: RunsDep,
     engine: EngineDep,
     queue: RunQueueDep,
-) -> RunPublic:
+    idem: IdempotentDep,
+) -> Any:
     """Decide on the tool calls a `requires_action` run waits for: approve, deny (with a
     message for the model) or edit (replacement arguments, checked against the tool's schema:
     422 when they do not fit). The run goes on, on any worker, once none is pending. A run not
     waiting, or a call decided already, is 409; another tenant's run or an unknown call 404."""
-    action = runs.get(principal.tenant_id, run_id).required_action
-    decisions = body.checked(action)
-    return RunPublic.of(dispatch.approve(engine, queue, principal.tenant_id, run_id, decisions))
+
+    def make() -> RunPublic:
+        action = runs.get(principal.tenant_id, run_id).required_action
+        decisions = body.checked(action)
+        return RunPublic.of(dispatch.approve(engine, queue, principal.tenant_id, run_id, decisions))
+
+    return idem.run(200, make)

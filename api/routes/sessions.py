@@ -4,7 +4,7 @@ it; posting a message starts a run."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -22,6 +22,7 @@ from api.deps import (
     RunsDep,
     SessionId,
 )
+from api.idempotency import IdempotentDep
 from api.readiness import DiskRoom
 from api.schemas.common import (
     Cursor,
@@ -62,17 +63,26 @@ IdempotencyKey = Annotated[
 @router.post(
     "/agents/{agent_id}/sessions",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(400, 404, 413),
+    response_model=SessionPublic,
+    responses=error_responses(400, 404, 409, 413),
 )
 def create_session(
-    principal: PrincipalDep, agent_id: AgentId, agents: AgentsDep, body: SessionCreate | None = None
-) -> SessionPublic:
+    principal: PrincipalDep,
+    agent_id: AgentId,
+    agents: AgentsDep,
+    idem: IdempotentDep,
+    body: SessionCreate | None = None,
+) -> Any:
     """Start a conversation with an agent, for an end user if `user_id` is given."""
-    body = body or SessionCreate()
-    chat = agents.start_session(
-        principal.tenant_id, agent_id, user_id=body.user_id, metadata=body.metadata
-    )
-    return SessionPublic.of(chat)
+    sent = body or SessionCreate()
+
+    def make() -> SessionPublic:
+        chat = agents.start_session(
+            principal.tenant_id, agent_id, user_id=sent.user_id, metadata=sent.metadata
+        )
+        return SessionPublic.of(chat)
+
+    return idem.run(201, make)
 
 
 @router.get("/agents/{agent_id}/sessions", responses=error_responses(404))

@@ -3,7 +3,7 @@ deliveries with their attempts, and redelivery (tenant-scoped; another tenant's 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -14,6 +14,7 @@ from api.deps import (
     WebhookId,
     WebhooksDep,
 )
+from api.idempotency import IdempotentDep
 from api.schemas.common import Cursor, Limit, Page, by_time, decode_cursor, keyset_page
 from api.schemas.webhooks import (
     DeliveryPublic,
@@ -30,15 +31,26 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 404, 413))
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated,
+    responses=error_responses(400, 404, 409, 413),
+)  # fmt: skip
 def create_webhook(
-    principal: PrincipalDep, body: WebhookCreate, hooks: WebhooksDep, settings: SettingsDep
-) -> WebhookCreated:
+    principal: PrincipalDep,
+    body: WebhookCreate,
+    hooks: WebhooksDep,
+    settings: SettingsDep,
+    idem: IdempotentDep,
+) -> Any:
     """Subscribe an endpoint; the answer holds its signing secret, shown this once (404 for an
     `agent_id` the tenant does not have, 422 for a URL workers may not send to)."""
     check_url(body.url, settings)
-    hook, secret = hooks.create(principal.tenant_id, body.new_webhook())
-    return WebhookCreated(**WebhookPublic.of(hook).model_dump(), secret=secret)
+
+    def make() -> WebhookCreated:
+        hook, secret = hooks.create(principal.tenant_id, body.new_webhook())
+        return WebhookCreated(**WebhookPublic.of(hook).model_dump(), secret=secret)
+
+    return idem.run(201, make)
 
 
 @router.get("")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,12 @@ from agentmill.errors import AgentmillAPIError, connection_error, raise_for_erro
 from agentmill.retry import RetryPolicy
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+def new_key() -> dict[str, str]:
+    """A fresh Idempotency-Key header: a create sent with it may be retried, since the server
+    answers a repeat with the first request's result instead of creating again."""
+    return {"Idempotency-Key": str(uuid.uuid4())}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from tests.sdk.fakes import (
 RESULTS = f"/v1/batches/{BATCH_ID}/results"
 
 
-def test_create_sends_the_items_and_options_and_is_not_retried() -> None:
+def test_create_sends_the_items_and_options_and_is_retried_with_its_key() -> None:
     server = Server([answer(201, batch_body())])
     batch = client(server).batches.create(
         AGENT_ID,
@@ -45,10 +45,12 @@ def test_create_sends_the_items_and_options_and_is_not_retried() -> None:
         "metadata": {"job": "x"},
     }
 
-    server = Server([answer(502, error_body("http_error", "bad gateway")), answer(201, {})])
-    with pytest.raises(agentmill.APIError):
-        client(server).batches.create(AGENT_ID, ["x"])
-    assert len(server.requests) == 1
+    server = Server(
+        [answer(502, error_body("http_error", "bad gateway")), answer(201, batch_body())]
+    )
+    assert isinstance(client(server).batches.create(AGENT_ID, ["x"]), Batch)
+    first, retry = server.requests
+    assert first.headers["idempotency-key"] == retry.headers["idempotency-key"]
 
 
 def test_upload_sends_jsonl_with_the_options_as_query_parameters(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal, TypedDict
 
-from agentmill._http import HTTP, AsyncHTTP, Call
+from agentmill._http import HTTP, AsyncHTTP, Call, new_key
 from agentmill.models import Agent, Page
 
 ToolChoice = Literal["auto", "required", "none"]
@@ -86,7 +86,7 @@ def create_call(
         parallel_tool_calls=parallel_tool_calls,
         metadata=metadata,
     )
-    return Call("POST", "/v1/agents", json=body)
+    return Call("POST", "/v1/agents", json=body, headers=new_key())
 
 
 def update_call(
@@ -155,8 +155,8 @@ class Agents:
         temperature: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Agent:
-        """Create an agent; `ConflictError` if the name is taken. Not retried after it
-        reached the server (a POST without an Idempotency-Key)."""
+        """Create an agent; `ConflictError` if the name is taken. Sent with an
+        Idempotency-Key, so a retry returns the agent the first attempt created."""
         call = create_call(
             name,
             instructions=instructions,

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
-from agentmill._http import HTTP, AsyncHTTP, Call
+from agentmill._http import HTTP, AsyncHTTP, Call, new_key
 from agentmill.batch_models import Batch
 from agentmill.batch_results import AsyncBatchResultStream, BatchResultStream, ResultsFollow
 from agentmill.errors import BatchTimeoutError
@@ -51,7 +51,7 @@ def create_call(
         body["max_attempts"] = max_attempts
     if metadata is not None:
         body["metadata"] = metadata
-    return Call("POST", "/v1/batches", json=body)
+    return Call("POST", "/v1/batches", json=body, headers=new_key())
 
 
 def upload_call(
@@ -69,7 +69,7 @@ def upload_call(
         params["concurrency"] = concurrency
     if max_attempts is not None:
         params["max_attempts"] = max_attempts
-    headers = {"Content-Type": JSONL}
+    headers = {"Content-Type": JSONL, **new_key()}
     return Call("POST", "/v1/batches", content=content, params=params, headers=headers)
 
 
@@ -108,7 +108,7 @@ class Batches:
     ) -> Batch:
         """Start a batch of `items` (1-1000), each run in a session of its own, at most
         `concurrency` (server default 4) at a time, each tried up to `max_attempts` (2)
-        times. Not retried after it reached the server (a POST without an Idempotency-Key)."""
+        times. Sent with an Idempotency-Key: a retry returns the batch first created."""
         call = create_call(
             agent_id,
             items,

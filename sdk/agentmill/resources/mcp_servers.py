@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
-from agentmill._http import HTTP, AsyncHTTP, Call
+from agentmill._http import HTTP, AsyncHTTP, Call, new_key
 from agentmill.models import McpServer, Page
 
 
@@ -30,7 +30,7 @@ def create_call(
             body[key] = value
     if timeout_s is not None:
         body["timeout_s"] = timeout_s
-    return Call("POST", "/v1/mcp-servers", json=body)
+    return Call("POST", "/v1/mcp-servers", json=body, headers=new_key())
 
 
 def update_call(

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
-from agentmill._http import HTTP, AsyncHTTP, Call
+from agentmill._http import HTTP, AsyncHTTP, Call, new_key
 from agentmill.erasure_models import Erased
 from agentmill.memory_models import Memory, MemoryHit, MemoryKind, MemoryWritten
 from agentmill.models import Page
@@ -75,7 +75,7 @@ def add_call(
         body["importance"] = importance
     if metadata is not None:
         body["metadata"] = metadata
-    return Call("POST", f"/v1/agents/{agent_id}/memories", json=body)
+    return Call("POST", f"/v1/agents/{agent_id}/memories", json=body, headers=new_key())
 
 
 def search_call(
@@ -149,8 +149,7 @@ class Memories:
         metadata: dict[str, Any] | None = None,
     ) -> MemoryWritten:
         """Store a memory of the agent, or update the near-duplicate it already holds
-        (`deduplicated`). Not retried after it reached the server (a POST without an
-        Idempotency-Key)."""
+        (`deduplicated`). Sent with an Idempotency-Key: a retry gets the first answer."""
         call = add_call(
             agent_id,
             content,

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 
 from agentmill import stream
-from agentmill._http import HTTP, AsyncHTTP, Call
+from agentmill._http import HTTP, AsyncHTTP, Call, new_key
 from agentmill.models import Decision, Page, Run, Step
 
 
@@ -17,10 +17,10 @@ def cancel_call(run_id: uuid.UUID | str) -> Call:
 
 
 def approve_call(run_id: uuid.UUID | str, decisions: Sequence[Decision]) -> Call:
-    """POST /v1/runs/{id}/approvals. Not retried after it reached the server: a second
-    delivery of a decision is a 409."""
+    """POST /v1/runs/{id}/approvals, with an Idempotency-Key: a retry gets the first
+    answer (without one, a second delivery of a decision would be a 409)."""
     body = {"decisions": [d.model_dump(exclude_none=True) for d in decisions]}
-    return Call("POST", f"/v1/runs/{run_id}/approvals", json=body)
+    return Call("POST", f"/v1/runs/{run_id}/approvals", json=body, headers=new_key())
 
 
 class Runs:

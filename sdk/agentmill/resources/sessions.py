@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from agentmill import stream
-from agentmill._http import HTTP, AsyncHTTP, Call, with_read
+from agentmill._http import HTTP, AsyncHTTP, Call, new_key, with_read
 from agentmill.erasure_models import ErasedCounts
 from agentmill.errors import RunTimeoutError
 from agentmill.models import Message, Page, Run, Session
@@ -31,7 +31,7 @@ def create_call(
     body: dict[str, Any] = {"metadata": metadata or {}}
     if user_id is not None:
         body["user_id"] = user_id
-    return Call("POST", f"/v1/agents/{agent_id}/sessions", json=body)
+    return Call("POST", f"/v1/agents/{agent_id}/sessions", json=body, headers=new_key())
 
 
 def page_call(

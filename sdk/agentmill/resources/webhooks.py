@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from agentmill._http import HTTP, AsyncHTTP, Call
+from agentmill._http import HTTP, AsyncHTTP, Call, new_key
 from agentmill.models import Page, Webhook, WebhookDelivery
 
 _UNSET: Any = object()
@@ -28,7 +28,7 @@ def create_call(
         body["description"] = description
     if enabled is not None:
         body["enabled"] = enabled
-    return Call("POST", "/v1/webhooks", json=body)
+    return Call("POST", "/v1/webhooks", json=body, headers=new_key())
 
 
 def update_call(webhook_id: uuid.UUID | str, fields: dict[str, Any]) -> Call:
