@@ -156,7 +156,10 @@ def test_an_approval_round_trip_over_rest_with_the_bundled_model(
     (call,) = run["required_action"]["calls"][:1]
     assert call["name"] == "calculator"
     assert call["parameters"]["properties"]["expression"]["type"] == "string"
-    edit = {"call_id": call["call_id"], "decision": "edit", "arguments": {"expression": "6*7"}}
+    # Arguments the model would not write itself (when it wrote "6*7", an edit to "6*7" changed
+    # nothing, and the result rightly said so), and still 42.
+    edited = {"expression": "(6 * 7) * 1"}
+    edit = {"call_id": call["call_id"], "decision": "edit", "arguments": edited}
     others = [
         {"call_id": c["call_id"], "decision": "deny"} for c in run["required_action"]["calls"][1:]
     ]
