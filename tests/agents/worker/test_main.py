@@ -181,14 +181,7 @@ def test_a_run_waiting_for_approval_outlives_its_worker_and_resumes_on_another(
         assert approvals.decide(session, tenant_id, run.id, pending)
     queue.enqueue_run(run.id)
     start_worker(env)
-    done = wait_status(engine, tenant_id, run.id, "requires_action", 180)
-    while not done.finished:  # the small model may record again: deny later calls
-        assert done.required_action is not None
-        later = [CallDecision(c.call_id, "deny") for c in done.required_action.calls]
-        with transaction(engine) as session:
-            approvals.decide(session, tenant_id, run.id, later)
-        queue.enqueue_run(run.id)
-        done = wait_status(engine, tenant_id, run.id, "requires_action", 180)
+    deny_until_finished(engine, queue, tenant_id, run.id)
 
     lines = [line.split() for line in record.read_text().splitlines()]
     started = Counter(call for kind, call, _ in lines if kind == "start")
@@ -204,6 +197,22 @@ def test_a_run_waiting_for_approval_outlives_its_worker_and_resumes_on_another(
         < kinds.index("tool.result")
     )
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+def deny_until_finished(
+    engine: Engine, queue: RunQueue, tenant_id: uuid.UUID, run_id: uuid.UUID
+) -> Run:
+    """Wait for the run to end, denying each later call it waits on (the small model may
+    call the tool again); returns the ended run."""
+    done = wait_status(engine, tenant_id, run_id, "requires_action", 180)
+    while not done.finished:
+        assert done.required_action is not None
+        later = [CallDecision(c.call_id, "deny") for c in done.required_action.calls]
+        with transaction(engine) as session:
+            approvals.decide(session, tenant_id, run_id, later)
+        queue.enqueue_run(run_id)
+        done = wait_status(engine, tenant_id, run_id, "requires_action", 180)
+    return done
 
 
 def test_a_worker_gives_large_scopes_their_own_vector_indexes(

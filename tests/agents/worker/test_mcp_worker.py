@@ -28,7 +28,14 @@ from core.config import Settings
 from core.db import transaction
 from core.secrets import SecretBox
 from core.tenants import ensure_tenant
-from tests.agents.worker.test_main import new_session, send, wait_finished, wait_status, worker_env
+from tests.agents.worker.test_main import (
+    deny_until_finished,
+    new_session,
+    send,
+    wait_finished,
+    wait_status,
+    worker_env,
+)
 from tests.services import MCP_TEST_SERVER, ROOT, Worker, WorkerFactory
 
 pytestmark = pytest.mark.timeout(400)
@@ -145,14 +152,7 @@ def test_a_servers_calls_wait_for_approval_by_prefix(
     with transaction(engine) as session:
         assert approvals.decide(session, tenant_id, run.id, decisions)
     queue.enqueue_run(run.id)
-    done = wait_status(engine, tenant_id, run.id, "requires_action", 180)
-    while not done.finished:  # the small model may record again: deny later calls
-        assert done.required_action is not None
-        later = [CallDecision(c.call_id, "deny") for c in done.required_action.calls]
-        with transaction(engine) as session:
-            approvals.decide(session, tenant_id, run.id, later)
-        queue.enqueue_run(run.id)
-        done = wait_status(engine, tenant_id, run.id, "requires_action", 180)
+    deny_until_finished(engine, queue, tenant_id, run.id)
     assert sum(starts(log).values()) == 1, log.read_text()
     with transaction(engine) as session:
         steps = run_store.load_steps(session, run.id)
