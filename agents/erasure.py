@@ -10,6 +10,8 @@ What holds an end user's text, and what becomes of it:
   events: deleted;
 - every memory about the user or written in one of those sessions, the user's core blocks
   with their histories: deleted;
+- the schedules that run as them (input, user id): deleted, the runs they made with the
+  sessions above;
 - their batch items: redacted in place (input, user id, metadata and output cleared, error
   reduced to its type), because a batch's positions, progress counts and usage must stay
   whole; an item not yet finished is cancelled.
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from agents import agent_store
 from agents.batches import store as batch_store
+from agents.schedules.tables import ScheduleRow
 from agents.tables import (
     BatchItemRow,
     BatchRow,
@@ -73,6 +76,8 @@ class ErasureReport:
     """Batch items redacted in place (or, deleting a session, cancelled)."""
     webhook_deliveries: int = 0
     """Webhook deliveries of those runs (their payloads hold the runs' output)."""
+    schedules: int = 0
+    """Schedules that ran the agent as the user (their input is the user's message)."""
 
 
 def _rows(session: Session, statement: Executable) -> int:
@@ -168,6 +173,10 @@ def erase_user(
             finished_at=func.coalesce(BatchItemRow.finished_at, func.now()),
         ),
     )
+    schedules = [ScheduleRow.tenant_id == tenant_id, ScheduleRow.user_id == user_id]
+    if agent_id is not None:
+        schedules.append(ScheduleRow.agent_id == agent_id)
+    counts["schedules"] = _rows(session, delete(ScheduleRow).where(*schedules))
     memory = erasure.erase_user_memories(session, tenant_id, user_id, agent_id, session_ids)
     _finish(session, batches)
     return ErasureReport(

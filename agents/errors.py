@@ -25,7 +25,8 @@ Conflict (core.errors, HTTP 409)
  └── McpServerInUse                    an MCP server agents name cannot be deleted
 
 UserError (core.errors)
- └── UnknownMcpServer                  an agent names an MCP server not registered (422)
+ ├── UnknownMcpServer                  an agent names an MCP server not registered (422)
+ └── InvalidSchedule                   a schedule's timing or session cannot be used (422)
 """
 
 from __future__ import annotations
@@ -165,6 +166,10 @@ class UnknownMcpServer(UserError):
             "(POST /v1/mcp-servers)",
             param="mcp_servers",
         )
+
+
+class InvalidSchedule(UserError):
+    """A schedule's timing or session cannot be used (422, `param` names the field)."""
 
 
 class McpServerInUse(Conflict):

@@ -298,6 +298,8 @@ class Run:
     """The first run of that chain; None: this run is the first."""
     required_action: RequiredAction | None = None
     """What a `requires_action` run waits for; None in every other status."""
+    webhook_url: str | None = None
+    """Its per-request webhook (gets the run's events)."""
 
     @property
     def finished(self) -> bool:
@@ -504,6 +506,8 @@ class NewBatch:
     """Most runs per item (a retryable failure starts another)."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """Free JSON object, kept on the batch."""
+    webhook_url: str | None = None
+    """Where the batch's end is POSTed (a per-request webhook)."""
 
 
 @dataclass(frozen=True)
@@ -550,6 +554,8 @@ class Batch:
     """A cancel was asked for."""
     metadata: dict[str, Any]
     """Free JSON object."""
+    webhook_url: str | None
+    """Its per-request webhook (gets the batch's end)."""
     counts: BatchCounts
     """Items per state."""
     usage: Usage

@@ -130,6 +130,7 @@ class RunRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     action_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_url: Mapped[str | None] = mapped_column(Text)
 
 
 class MessageRow(Base):
@@ -222,6 +223,7 @@ class BatchRow(Base):
     max_attempts: Mapped[int]
     cancel_requested: Mapped[bool] = mapped_column(server_default="false")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
+    webhook_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from agents.errors import UnknownMcpServer
+from agents.errors import InvalidSchedule, UnknownMcpServer
 from agents.worker.queue import RunQueue, RunSender, make_celery
 from api.deps import MemoryProvider
 from api.events_hub import EventHub, libpq_url
@@ -22,6 +22,7 @@ from api.routes import (
     me,
     memories,
     runs,
+    schedules,
     sessions,
     webhooks,
 )
@@ -35,9 +36,11 @@ from memory.errors import BlockTooLarge, ContentTooLarge, EmptyContent, InvalidM
 from memory.store import MemoryStore
 
 # The memory layer's caller errors are request validation failures, except sizes (413); so is
-# an agent naming an MCP server the tenant has not registered.
+# an agent naming an MCP server the tenant has not registered, and a schedule that cannot be
+# used.
 MEMORY_ERROR_STATUSES = {
     UnknownMcpServer: 422,
+    InvalidSchedule: 422,
     InvalidMemoryInput: 422,
     EmptyContent: 422,
     ContentTooLarge: 413,
@@ -102,4 +105,5 @@ def create_app(
     app.include_router(batches.router)
     app.include_router(mcp_servers.router)
     app.include_router(webhooks.router)
+    app.include_router(schedules.router)
     return app

@@ -17,6 +17,7 @@ from agents.batches.facade import Batches
 from agents.facade import Agents
 from agents.mcp.facade import McpServers
 from agents.runs.facade import Runs
+from agents.schedules.facade import Schedules
 from agents.webhooks.facade import Webhooks
 from agents.worker.queue import RunSender
 from api.events_hub import EventHub
@@ -98,6 +99,11 @@ def get_mcp_servers(request: Request) -> McpServers:
 def get_webhooks(request: Request) -> Webhooks:
     """The tenants' webhook endpoints (secrets sealed with the deployment's key)."""
     return Webhooks(get_engine(request), get_settings(request))
+
+
+def get_schedules(request: Request) -> Schedules:
+    """The tenants' schedules."""
+    return Schedules(get_engine(request))
 
 
 def get_runs(request: Request) -> Runs:
@@ -248,6 +254,11 @@ def webhook_id(webhook_id: Annotated[str, Path(description="A webhook id.")]) ->
     return parse_id("webhook", webhook_id)
 
 
+def schedule_id(schedule_id: Annotated[str, Path(description="A schedule id.")]) -> uuid.UUID:
+    """The `{schedule_id}` of the path."""
+    return parse_id("schedule", schedule_id)
+
+
 def delivery_id(delivery_id: Annotated[str, Path(description="A delivery id.")]) -> uuid.UUID:
     """The `{delivery_id}` of the path."""
     return parse_id("delivery", delivery_id)
@@ -267,6 +278,7 @@ AgentsDep = Annotated[Agents, Depends(get_agents)]
 RunsDep = Annotated[Runs, Depends(get_runs)]
 McpServersDep = Annotated[McpServers, Depends(get_mcp_servers)]
 WebhooksDep = Annotated[Webhooks, Depends(get_webhooks)]
+SchedulesDep = Annotated[Schedules, Depends(get_schedules)]
 BatchesDep = Annotated[Batches, Depends(get_batches)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 GuardsDep = Annotated[Guards, Depends(get_guards)]
@@ -275,6 +287,7 @@ SessionId = Annotated[uuid.UUID, Depends(session_id)]
 RunId = Annotated[uuid.UUID, Depends(run_id)]
 McpServerId = Annotated[uuid.UUID, Depends(mcp_server_id)]
 WebhookId = Annotated[uuid.UUID, Depends(webhook_id)]
+ScheduleId = Annotated[uuid.UUID, Depends(schedule_id)]
 DeliveryId = Annotated[uuid.UUID, Depends(delivery_id)]
 MemoryId = Annotated[uuid.UUID, Depends(memory_id)]
 OwnedAgentId = Annotated[uuid.UUID, Depends(owned_agent_id)]

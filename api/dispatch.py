@@ -36,6 +36,7 @@ def start_run(
     queue_behind: bool,
     idempotency_key: str | None,
     metadata: Mapping[str, Any],
+    webhook_url: str | None = None,
 ) -> NewRun:
     """Write the user message and its queued run; send it unless it waits behind the
     session's active run or is an idempotent retry (which is never sent twice)."""
@@ -48,6 +49,7 @@ def start_run(
             queue=queue_behind,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            webhook_url=webhook_url,
         )
     if new.created and new.start_now:
         send_committed(queue.enqueue_run, [new.run.id])

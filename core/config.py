@@ -375,6 +375,16 @@ class Settings(BaseSettings):
     webhook_poll_s: float = Field(
         default=1.0, gt=0, le=60.0, description="How often a worker looks for due deliveries."
     )
+    schedule_poll_s: float = Field(
+        default=1.0, gt=0, le=60.0, description="How often a worker looks for due schedules."
+    )
+    schedule_grace_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400.0,
+        description="A schedule's fire time at most this late still gets its own run; later "
+        "than that it was missed, and the schedule's `missed` policy (run_once, skip) applies.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key that encrypts stored secrets (MCP servers' headers, webhook signing "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from agents.records import (
     Usage,
 )
 from agents.tables import BatchItemRow, BatchRow, RunRow
+from agents.webhooks import outbox
 from core.errors import NotFound
 
 RETRYABLE_ERRORS = frozenset({"worker_lost", "internal_error"})
@@ -104,6 +106,7 @@ def insert_batch(session: Session, tenant_id: uuid.UUID, new: NewBatch) -> uuid.
             concurrency=new.concurrency,
             max_attempts=new.max_attempts,
             metadata_=dict(new.metadata),
+            webhook_url=new.webhook_url,
         )
     )
     session.flush()
@@ -190,7 +193,7 @@ def active_run_ids(session: Session, batch_id: uuid.UUID) -> list[uuid.UUID]:
 
 def finish_if_done(session: Session, batch: BatchRow) -> None:
     """End a locked running batch whose items are all final: cancelled if a cancel was asked
-    for, else completed."""
+    for, else completed; its webhook deliveries are written with the end."""
     open_items = exists().where(
         BatchItemRow.batch_id == batch.id, BatchItemRow.status.in_(("pending", "queued"))
     )
@@ -198,6 +201,8 @@ def finish_if_done(session: Session, batch: BatchRow) -> None:
         batch.status = "cancelled" if batch.cancel_requested else "completed"
         batch.finished_at = func.now()
         session.flush()
+        counts, _usage = _summaries(session, [batch.id])[batch.id]
+        outbox.enqueue_batch_end(session, batch, asdict(counts))  # in this transaction
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -262,6 +267,7 @@ def _batch(row: BatchRow, counts: BatchCounts, usage: Usage) -> Batch:
         max_attempts=row.max_attempts,
         cancel_requested=row.cancel_requested,
         metadata=dict(row.metadata_),
+        webhook_url=row.webhook_url,
         counts=counts,
         usage=usage,
         created_at=row.created_at,

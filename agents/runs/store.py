@@ -89,12 +89,18 @@ def run_record(row: RunRow) -> Run:
         outage_yields=row.outage_yields,
         previous_run_id=row.previous_run_id,
         lineage_id=row.lineage_id,
+        webhook_url=row.webhook_url,
     )
 
 
-def request_hash(session_id: uuid.UUID, content: str, queue: bool, metadata: Any) -> str:
+def request_hash(
+    session_id: uuid.UUID, content: str, queue: bool, metadata: Any, webhook_url: str | None = None
+) -> str:
     """Fingerprint of a message request, to tell an idempotent retry from a reused key."""
-    body = json.dumps([str(session_id), content, queue, metadata], sort_keys=True, default=str)
+    fields: list[Any] = [str(session_id), content, queue, metadata]
+    if webhook_url is not None:  # left out otherwise: earlier requests' prints stay valid
+        fields.append(webhook_url)
+    body = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -180,6 +186,7 @@ def create_run(
     metadata: Mapping[str, Any] | None = None,
     batch_id: uuid.UUID | None = None,
     previous_run_id: uuid.UUID | None = None,
+    webhook_url: str | None = None,
 ) -> NewRun:
     """Write the user message and a queued run in the caller's transaction (`batch_id`: the
     run is an attempt of that batch's item; `previous_run_id`: the run it continues, whose
@@ -196,7 +203,7 @@ def create_run(
     A row that vanished meanwhile (a batch, the previous run) is NotFound (404)."""
     _hold_agent(session, tenant_id, session_id)
     chat = agent_store.lock_session(session, tenant_id, session_id)
-    fingerprint = request_hash(session_id, content, queue, metadata or {})
+    fingerprint = request_hash(session_id, content, queue, metadata or {}, webhook_url)
     if idempotency_key is not None:
         earlier = _by_key(session, tenant_id, idempotency_key)
         if earlier is not None:
@@ -223,6 +230,7 @@ def create_run(
         previous_run_id=previous_run_id,
         lineage_id=lineage_id,
         metadata_=dict(metadata or {}),
+        webhook_url=webhook_url,
         # now() is the transaction's start: a transaction that began first but got the
         # session's lock second would sort its run before the one it waited for.
         created_at=func.clock_timestamp(),

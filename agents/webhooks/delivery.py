@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx2
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from agents.webhooks.signing import headers
-from agents.webhooks.tables import AttemptRow, DeliveryRow, WebhookRow
+from agents.webhooks.tables import AttemptRow, DeliveryRow, SigningKeyRow, WebhookRow
 from core.config import Settings
 from core.db import transaction
 from core.egress import Allowed, DestinationRefused, GuardedTransport
@@ -61,7 +61,9 @@ class Claimed:
     """A delivery this process is sending now."""
 
     delivery_id: uuid.UUID
-    webhook_id: uuid.UUID
+    target: uuid.UUID
+    """The endpoint's id, or for a per-request webhook one derived from its URL: a process
+    sends one delivery per target at a time."""
     url: str
     secret: str
     event_id: str
@@ -127,8 +129,8 @@ class Deliverer:
                         claimed = []
                     for item in claimed:
                         task = asyncio.create_task(self._deliver(client, item))
-                        sending[item.webhook_id] = task
-                        task.add_done_callback(_forget(sending, item.webhook_id))
+                        sending[item.target] = task
+                        task.add_done_callback(_forget(sending, item.target))
                 await asyncio.sleep(self.settings.webhook_poll_s)
             if sending:
                 await asyncio.wait(list(sending.values()), timeout=self.settings.webhook_timeout_s)
@@ -150,18 +152,24 @@ class Deliverer:
         return self._box
 
     def claim(self, limit: int, busy: set[uuid.UUID] | None = None) -> list[Claimed]:
-        """Take up to `limit` due deliveries, at most one per endpoint and none of the `busy`
-        endpoints', leased for one attempt."""
+        """Take up to `limit` due deliveries, at most one per target and none of the `busy`
+        targets', leased for one attempt (a per-request delivery is signed with its tenant's
+        request signing key)."""
         busy = busy or set()
         lease = timedelta(seconds=self.settings.webhook_timeout_s + LEASE_MARGIN_S)
         with transaction(self.engine) as session:
             rows = session.execute(
-                select(DeliveryRow, WebhookRow.url, WebhookRow.secret)
-                .join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
+                select(
+                    DeliveryRow,
+                    func.coalesce(WebhookRow.url, DeliveryRow.url),
+                    func.coalesce(WebhookRow.secret, SigningKeyRow.secret),
+                )
+                .outerjoin(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
+                .outerjoin(SigningKeyRow, SigningKeyRow.tenant_id == DeliveryRow.tenant_id)
                 .where(
                     DeliveryRow.status == "pending",
                     DeliveryRow.next_attempt_at <= func.now(),
-                    WebhookRow.enabled.is_(True),
+                    or_(DeliveryRow.webhook_id.is_(None), WebhookRow.enabled.is_(True)),
                 )
                 .order_by(DeliveryRow.next_attempt_at)
                 .limit(limit * 4)
@@ -169,15 +177,19 @@ class Deliverer:
             ).all()
             claimed: list[Claimed] = []
             for row, url, secret in rows:
-                if len(claimed) >= limit or row.webhook_id in busy:
+                target = row.webhook_id or uuid.uuid5(uuid.NAMESPACE_URL, url)
+                if len(claimed) >= limit or target in busy:
                     continue
-                busy.add(row.webhook_id)
+                if secret is None:  # a per-request delivery of a tenant without a signing key
+                    row.status, row.last_error = "failed", "no request signing key to sign with"
+                    continue
+                busy.add(target)
                 row.attempts += 1
                 row.next_attempt_at = func.now() + lease
                 claimed.append(
                     Claimed(
                         delivery_id=row.id,
-                        webhook_id=row.webhook_id,
+                        target=target,
                         url=url,
                         secret=str(self.box.open(secret)),
                         event_id=row.event_id,

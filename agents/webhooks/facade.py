@@ -74,3 +74,14 @@ class Webhooks:
         """Send a delivery again now."""
         with transaction(self.engine) as session:
             return store.redeliver(session, tenant_id, webhook_id, delivery_id)
+
+    def rotate_signing_key(self, tenant_id: uuid.UUID) -> tuple[str, datetime]:
+        """A new request signing key (shown this once) and its creation time."""
+        box = SecretBox.from_settings(self.settings)
+        with transaction(self.engine) as session:
+            return store.rotate_signing_key(session, box, tenant_id)
+
+    def signing_key_created(self, tenant_id: uuid.UUID) -> datetime | None:
+        """When the request signing key was made; None: the tenant has none."""
+        with transaction(self.engine) as session:
+            return store.signing_key_created(session, tenant_id)

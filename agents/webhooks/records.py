@@ -7,14 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-EVENT_TYPES = (
+RUN_EVENTS = (
     "run.succeeded",
     "run.failed",
     "run.cancelled",
     "run.incomplete",
     "run.requires_action",
 )
-"""The run events an endpoint may subscribe to."""
+"""A run's events an endpoint may subscribe to (and a run's `webhook_url` gets)."""
+BATCH_EVENTS = ("batch.completed", "batch.cancelled")
+"""A batch's end (and what its `webhook_url` gets)."""
+EVENT_TYPES = (*RUN_EVENTS, *BATCH_EVENTS, "schedule.fired")
+"""Every event an endpoint may subscribe to."""
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 
 
@@ -61,7 +65,9 @@ class Delivery:
     """One event for one endpoint."""
 
     id: uuid.UUID
-    webhook_id: uuid.UUID
+    webhook_id: uuid.UUID | None
+    """None for a per-request webhook (`url`)."""
+    url: str | None
     event_id: str
     """Stable across attempts and endpoints: receivers dedupe by it (`webhook-id`)."""
     event_type: str

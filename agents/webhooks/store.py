@@ -9,12 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from agents import agent_store
 from agents.webhooks.records import Attempt, Delivery, DeliveryStatus, NewWebhook, Webhook
 from agents.webhooks.signing import new_secret
-from agents.webhooks.tables import AttemptRow, DeliveryRow, WebhookRow
+from agents.webhooks.tables import AttemptRow, DeliveryRow, SigningKeyRow, WebhookRow
 from core.errors import NotFound
 from core.secrets import SecretBox
 
@@ -46,6 +47,7 @@ def delivery_record(row: DeliveryRow, tries: Sequence[AttemptRow] = ()) -> Deliv
     return Delivery(
         id=row.id,
         webhook_id=row.webhook_id,
+        url=row.url,
         event_id=row.event_id,
         event_type=row.event_type,
         payload=dict(row.payload),
@@ -185,3 +187,28 @@ def redeliver(
     session.flush()
     session.refresh(row)
     return delivery_record(row)
+
+
+def rotate_signing_key(
+    session: Session, box: SecretBox, tenant_id: uuid.UUID
+) -> tuple[str, datetime]:
+    """A new request signing key for the tenant (replacing the one it had); returns it, shown
+    this once, with its creation time. Deliveries not yet sent are signed with the new key."""
+    secret = new_secret()
+    created: datetime = session.execute(
+        insert(SigningKeyRow)
+        .values(tenant_id=tenant_id, secret=box.seal(secret))
+        .on_conflict_do_update(
+            index_elements=["tenant_id"],
+            set_={"secret": box.seal(secret), "created_at": func.now()},
+        )
+        .returning(SigningKeyRow.created_at)
+    ).scalar_one()
+    return secret, created
+
+
+def signing_key_created(session: Session, tenant_id: uuid.UUID) -> datetime | None:
+    """When the tenant's request signing key was made (None: it has none)."""
+    return session.scalar(
+        select(SigningKeyRow.created_at).where(SigningKeyRow.tenant_id == tenant_id)
+    )

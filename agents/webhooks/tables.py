@@ -41,8 +41,13 @@ class DeliveryRow(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    webhook_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
-    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    webhook_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE")
+    )
+    """None: a per-request webhook, sent to `url`."""
+    url: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
     event_id: Mapped[str] = mapped_column(String(80))
     event_type: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -52,6 +57,18 @@ class DeliveryRow(Base):
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _at()
+
+
+class SigningKeyRow(Base):
+    """The secret that signs a tenant's per-request webhook deliveries."""
+
+    __tablename__ = "webhook_signing_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = _at()
 
 

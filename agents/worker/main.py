@@ -3,7 +3,8 @@
 Importing this module builds the Celery app from the settings. Each worker process builds its
 services once (database engine, model client, tools, memory store with its embedder, the
 event-loop portal) and runs runs in a pool of threads; a sweeper thread re-queues lost runs,
-a webhook deliverer sends the outbox (agents/webhooks/delivery.py),
+a webhook deliverer sends the outbox (agents/webhooks/delivery.py), a scheduler fires due
+schedules (agents/schedules/firing.py),
 another keeps the memory scopes' own vector indexes (memory.scope_indexes) and a cleaner
 deletes what the retention settings no longer keep (agents.worker.cleaner).
 """
@@ -25,6 +26,7 @@ from agents.runs import store as run_store
 from agents.runs.executor import RunExecutor, Services
 from agents.runs.facts import extract_facts
 from agents.runs.portal import Portal
+from agents.schedules.firing import fire_due
 from agents.tools.builtin import BUILTIN_TOOLS
 from agents.tools.memory import MEMORY_TOOLS
 from agents.tools.registry import ToolRegistry, load_entry_point_tools, load_module_tools
@@ -142,6 +144,14 @@ def _start_periodic(**_: Any) -> None:
     tasks.append(
         Periodic(
             "agentmill-scope-indexer", SETTINGS.memory_scope_index_interval_s, indexer.run_once
+        )
+    )
+    grace = SETTINGS.schedule_grace_s
+    tasks.append(
+        Periodic(
+            "agentmill-scheduler",
+            SETTINGS.schedule_poll_s,
+            lambda: fire_due(svc.engine, QUEUE.enqueue_run, grace),
         )
     )
     cleaner = Cleaner(svc.engine, Retention.of(SETTINGS))

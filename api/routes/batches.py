@@ -18,9 +18,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from agents.batches.facade import Batches
 from agents.records import BatchItem
-from api.deps import BatchesDep, PrincipalDep, parse_id
+from api.deps import BatchesDep, PrincipalDep, SettingsDep, WebhooksDep, parse_id
 from api.idempotency import IdempotentDep
 from api.readiness import DiskRoom
+from api.request_webhooks import check_request_webhook
 from api.schemas.batches import (
     CREATE_OPENAPI,
     JSONL_TYPES,
@@ -96,12 +97,18 @@ async def create_batch(
     principal: PrincipalDep,
     batches: BatchesDep,
     idem: IdempotentDep,
+    hooks: WebhooksDep,
+    settings: SettingsDep,
     agent_id: Annotated[str | None, Query(description="JSONL upload: the agent.")] = None,
     concurrency: Annotated[
         int | None, Query(ge=1, le=64, description="JSONL upload (default 4).")
     ] = None,
     max_attempts: Annotated[
         int | None, Query(ge=1, le=5, description="JSONL upload (default 2).")
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        Query(min_length=1, max_length=2048, description="JSONL upload: the batch's webhook."),
     ] = None,
 ) -> Any:
     """Run many inputs on one agent, each in a session of its own, `concurrency` at a time.
@@ -112,9 +119,13 @@ async def create_batch(
         "agent_id": agent_id,
         "concurrency": concurrency,
         "max_attempts": max_attempts,
+        "webhook_url": webhook_url,
     }
     options = {name: value for name, value in sent.items() if value is not None}
     new = _body(content_type, await request.body(), options).new_batch()
+    await asyncio.to_thread(
+        check_request_webhook, new.webhook_url, settings, hooks, principal.tenant_id
+    )
 
     def make() -> BatchPublic:
         return BatchPublic.of(batches.create(principal.tenant_id, new))

@@ -21,9 +21,12 @@ from api.deps import (
     RunQueueDep,
     RunsDep,
     SessionId,
+    SettingsDep,
+    WebhooksDep,
 )
 from api.idempotency import IdempotentDep
 from api.readiness import DiskRoom
+from api.request_webhooks import check_request_webhook
 from api.schemas.common import (
     Cursor,
     Limit,
@@ -182,12 +185,17 @@ async def post_message(
     queue: RunQueueDep,
     hub: EventsHubDep,
     guards: GuardsDep,
+    hooks: WebhooksDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Send a user message: 202 with the queued run; `wait` answers when it ends or waits for
     a tool call's approval (200) or at `timeout_s` (202); `stream` answers with its events
     (SSE). A `stream` or `wait` of a tenant holding its most open streams and waits gets 429
     before any run is made."""
+    await asyncio.to_thread(
+        check_request_webhook, body.webhook_url, settings, hooks, principal.tenant_id
+    )
     following = body.stream or body.wait
     slot = guards.followers.acquire(principal.tenant_id) if following else None
     try:
@@ -201,6 +209,7 @@ async def post_message(
             queue_behind=body.queue,
             idempotency_key=idempotency_key,
             metadata=body.metadata,
+            webhook_url=body.webhook_url,
         )
         run = new.run
         if slot is not None and body.stream:

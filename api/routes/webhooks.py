@@ -1,5 +1,6 @@
-"""Webhooks: subscribe endpoints to run events, list, read, change, delete; each endpoint's
-deliveries with their attempts, and redelivery (tenant-scoped; another tenant's are 404)."""
+"""Webhooks: subscribe endpoints to run, batch and schedule events, list, read, change,
+delete; each endpoint's deliveries with their attempts, and redelivery; the request signing
+key of per-request webhooks (tenant-scoped; another tenant's are 404)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from api.idempotency import IdempotentDep
 from api.schemas.common import Cursor, Limit, Page, by_time, decode_cursor, keyset_page
 from api.schemas.webhooks import (
     DeliveryPublic,
+    SigningKeyCreated,
+    SigningKeyPublic,
     WebhookCreate,
     WebhookCreated,
     WebhookPublic,
     WebhookUpdate,
     check_url,
 )
+from core.errors import NotFound
 from core.web.errors import error_responses
 
 router = APIRouter(
@@ -61,6 +65,24 @@ def list_webhooks(
     after = decode_cursor(cursor) if cursor is not None else None
     found = hooks.page(principal.tenant_id, limit=limit + 1, after=after)
     return keyset_page(found, limit, by_time, WebhookPublic.of)
+
+
+@router.post("/request-secret", status_code=status.HTTP_201_CREATED, responses=error_responses(400))
+def rotate_request_secret(principal: PrincipalDep, hooks: WebhooksDep) -> SigningKeyCreated:
+    """Make the tenant's request signing key, which signs the deliveries of per-request
+    webhooks (`webhook_url` on a message or a batch); shown this once. Calling it again
+    replaces the key: deliveries not yet sent are signed with the new one."""
+    secret, created_at = hooks.rotate_signing_key(principal.tenant_id)
+    return SigningKeyCreated(secret=secret, created_at=created_at)
+
+
+@router.get("/request-secret", responses=error_responses(404))
+def get_request_secret(principal: PrincipalDep, hooks: WebhooksDep) -> SigningKeyPublic:
+    """When the request signing key was made (404: the tenant has none); never the key."""
+    created_at = hooks.signing_key_created(principal.tenant_id)
+    if created_at is None:
+        raise NotFound("request signing key", "request-secret")
+    return SigningKeyPublic(created_at=created_at)
 
 
 @router.get("/{webhook_id}", responses=error_responses(404))

@@ -60,6 +60,13 @@ class BatchOptions(Inbound):
         default=2, ge=1, le=5, description="Most runs per item, retries of retryable failures."
     )
     metadata: Metadata = Field(default_factory=dict)
+    webhook_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="Where the batch's end (batch.completed, batch.cancelled) is POSTed, "
+        "signed with the tenant's request signing key.",
+    )
 
 
 class BatchCreate(BatchOptions):
@@ -75,6 +82,7 @@ class BatchCreate(BatchOptions):
             concurrency=self.concurrency,
             max_attempts=self.max_attempts,
             metadata=self.metadata,
+            webhook_url=self.webhook_url,
         )
 
 
@@ -185,6 +193,7 @@ class BatchPublic(BaseModel):
     counts: BatchCountsPublic
     usage: UsagePublic
     metadata: Metadata
+    webhook_url: str | None = None
     created_at: datetime
     finished_at: datetime | None
 
@@ -201,6 +210,7 @@ class BatchPublic(BaseModel):
             counts=BatchCountsPublic.of(batch.counts),
             usage=UsagePublic.of(batch.usage),
             metadata=batch.metadata,
+            webhook_url=batch.webhook_url,
             created_at=batch.created_at,
             finished_at=batch.finished_at,
         )

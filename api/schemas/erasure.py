@@ -24,6 +24,7 @@ class ErasedCounts(BaseModel):
     run_events: int
     batch_items: int
     webhook_deliveries: int
+    schedules: int
 
     @classmethod
     def of(cls, report: ErasureReport) -> ErasedCounts:

@@ -106,6 +106,7 @@ class RunPublic(BaseModel):
     batch_id: uuid.UUID | None = None
     metadata: Metadata
     required_action: RequiredActionPublic | None = None
+    webhook_url: str | None = None
 
     @classmethod
     def of(cls, run: Run) -> RunPublic:
@@ -128,6 +129,7 @@ class RunPublic(BaseModel):
             finished_at=run.finished_at,
             batch_id=run.batch_id,
             metadata=run.metadata,
+            webhook_url=run.webhook_url,
             required_action=(
                 RequiredActionPublic.of(run.required_action) if run.required_action else None
             ),

@@ -71,6 +71,13 @@ class MessageCreate(Inbound):
         default=False, description="Run after the session's active run instead of a 409."
     )
     metadata: Metadata = Field(default_factory=dict, description="Kept on the run.")
+    webhook_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="Where the run's events (run.succeeded, ...) are POSTed, signed with the "
+        "tenant's request signing key.",
+    )
 
     @field_validator("content")
     @classmethod

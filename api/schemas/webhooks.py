@@ -15,13 +15,20 @@ from core.config import Settings
 from core.egress import Allowed, literal_problem, url_problem
 
 EventType = Literal[
-    "run.succeeded", "run.failed", "run.cancelled", "run.incomplete", "run.requires_action"
+    "run.succeeded",
+    "run.failed",
+    "run.cancelled",
+    "run.incomplete",
+    "run.requires_action",
+    "batch.completed",
+    "batch.cancelled",
+    "schedule.fired",
 ]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 
 
-def check_url(url: str | None, settings: Settings) -> None:
+def check_url(url: str | None, settings: Settings, param: str = "url") -> None:
     """422 for a URL workers may not send to (judged without DNS; workers check every
     resolved address again)."""
     if url is None:
@@ -29,7 +36,7 @@ def check_url(url: str | None, settings: Settings) -> None:
     allowed = Allowed(settings.webhook_allowed_hosts, "AGENTMILL_WEBHOOK_ALLOWED_HOSTS")
     problem = url_problem(url) or literal_problem(url, allowed)
     if problem:
-        raise invalid("url", f"the URL {problem}", value=url)
+        raise invalid(param, f"the URL {problem}", value=url)
 
 
 def _events(value: list[str] | None) -> list[str] | None:
@@ -118,6 +125,19 @@ class WebhookCreated(WebhookPublic):
     secret: str = Field(description="`whsec_...`: verify deliveries with it; not shown again.")
 
 
+class SigningKeyCreated(BaseModel):
+    """The tenant's new request signing key: shown this once."""
+
+    secret: str = Field(description="`whsec_...`: verifies per-request webhook deliveries.")
+    created_at: datetime
+
+
+class SigningKeyPublic(BaseModel):
+    """Whether the tenant has a request signing key (never the key itself)."""
+
+    created_at: datetime
+
+
 class AttemptPublic(BaseModel):
     """One try at a delivery."""
 
@@ -132,7 +152,8 @@ class DeliveryPublic(BaseModel):
     """One event for one endpoint, with its attempts."""
 
     id: uuid.UUID
-    webhook_id: uuid.UUID
+    webhook_id: uuid.UUID | None = Field(description="Null for a per-request webhook.")
+    url: str | None = Field(description="A per-request webhook's address (null otherwise).")
     event_id: str = Field(description="Sent as `webhook-id`; the same on every attempt.")
     event_type: str
     payload: dict[str, Any]
@@ -151,6 +172,7 @@ class DeliveryPublic(BaseModel):
         return cls(
             id=delivery.id,
             webhook_id=delivery.webhook_id,
+            url=delivery.url,
             event_id=delivery.event_id,
             event_type=delivery.event_type,
             payload=delivery.payload,

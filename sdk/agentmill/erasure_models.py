@@ -24,6 +24,8 @@ class ErasedCounts(BaseModel):
     """Batch items redacted in place (or cancelled, if not yet run): a batch stays whole."""
     webhook_deliveries: int = 0
     """Webhook deliveries of the runs erased."""
+    schedules: int = 0
+    """Schedules that ran as the user."""
 
 
 class Erased(BaseModel):
