@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from agents import agent_store
 from agents.runs import store as run_store
+from agents.runs.store import NewRun
 from agents.schedules.store import when_of
 from agents.schedules.tables import FireRow, ScheduleRow
 from agents.schedules.timing import due
@@ -43,7 +44,8 @@ PASS_LIMIT = 50
 
 def fire_due(engine: Engine, send: Send, grace_s: float) -> int:
     """One pass over the due schedules, one transaction each; sends the runs made after
-    each commit. Returns how many runs were made."""
+    each commit (a fixed session's run that waits behind its active one is sent when that
+    ends). Returns how many runs were made."""
     with transaction(engine) as session:
         due_ids = list(
             session.scalars(
@@ -59,20 +61,23 @@ def fire_due(engine: Engine, send: Send, grace_s: float) -> int:
     made = 0
     for schedule_id in due_ids:
         with transaction(engine) as session:
-            started = fire_one(session, schedule_id, grace_s)
-        made += len(started)
+            count, started = fire_one(session, schedule_id, grace_s)
+        made += count
         send_committed(send, started, "scheduled run")
     return made
 
 
-def fire_one(session: Session, schedule_id: uuid.UUID, grace_s: float) -> list[uuid.UUID]:
-    """Fire one schedule's due times, if no other worker holds it; returns the runs to send."""
+def fire_one(
+    session: Session, schedule_id: uuid.UUID, grace_s: float
+) -> tuple[int, list[uuid.UUID]]:
+    """Fire one schedule's due times, if no other worker holds it; returns how many runs it
+    made and those to send."""
     row = session.scalar(
         select(ScheduleRow).where(ScheduleRow.id == schedule_id).with_for_update(skip_locked=True)
     )
     now: datetime = session.execute(select(func.clock_timestamp())).scalar_one()
     if row is None or not row.enabled or row.next_fire_at is None or row.next_fire_at > now:
-        return []  # held by another worker, deleted, paused, or already fired meanwhile
+        return 0, []  # held by another worker, deleted, paused, or already fired meanwhile
     owed = due(when_of(row), row.next_fire_at, now, grace_s)
     times = [(moment, False) for moment in owed.on_time]
     if owed.latest_missed is not None:
@@ -85,24 +90,25 @@ def fire_one(session: Session, schedule_id: uuid.UUID, grace_s: float) -> list[u
             row.missed,
         )
     row.next_fire_at = owed.following
-    started: list[uuid.UUID] = []
+    made, started = 0, []
     for moment, late in times:
         try:
             with session.begin_nested():
-                run_id = _fire(session, row, moment, late=late)
+                fired = _fire(session, row, moment, late=late)
         except UserError as exc:  # the run cannot be made: pause rather than retry forever
             row.enabled, row.last_error = False, f"fire at {moment.isoformat()}: {exc}"
             log.warning("schedule %s paused: %s", row.id, row.last_error)
             break
-        if run_id is not None:
-            started.append(run_id)
+        if fired is not None:
+            made += 1
+            if fired.start_now:
+                started.append(fired.run.id)
     row.updated_at = func.now()
-    return started
+    return made, started
 
 
-def _fire(session: Session, row: ScheduleRow, moment: datetime, *, late: bool) -> uuid.UUID | None:
-    """One fire time's run, unless the fire was already made; returns the run to send (None
-    when it waits behind the fixed session's active run, or was made before)."""
+def _fire(session: Session, row: ScheduleRow, moment: datetime, *, late: bool) -> NewRun | None:
+    """One fire time's run, unless the fire was already made (None)."""
     claimed = session.execute(
         insert(FireRow)
         .values(schedule_id=row.id, fire_at=moment, tenant_id=row.tenant_id, late=late)
@@ -140,4 +146,4 @@ def _fire(session: Session, row: ScheduleRow, moment: datetime, *, late: bool) -
     outbox.enqueue_schedule_fired(
         session, row.tenant_id, row.agent_id, row.id, moment, new.run, late=late
     )
-    return new.run.id if new.start_now else None
+    return new
