@@ -194,7 +194,11 @@ def update_schedule(
             cron, interval = changes["cron"], None
         if "interval_s" in changes:
             cron, interval = None, changes["interval_s"]
-        anchor = whole_seconds(changes.get("start_at") or now)
+        if changes.get("start_at") is not None and interval is None:
+            raise InvalidSchedule("start_at is for interval_s schedules", param="start_at")
+        anchor = row.anchor_at  # a new time zone alone keeps an interval's phase
+        if {"interval_s", "start_at", "cron"} & changes.keys():
+            anchor = whole_seconds(changes.get("start_at") or now)
         when = _checked(When(cron, changes.get("timezone", row.timezone), interval, anchor))
         row.cron, row.timezone, row.interval_s = when.cron, when.timezone, when.interval_s
         row.anchor_at = when.anchor_at
