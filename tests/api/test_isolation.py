@@ -153,6 +153,36 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
     ("DELETE", "/v1/webhooks/{webhook_id}"): (Foreign(),),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): (Foreign(),),
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): (Foreign(),),
+    # B's own key is made or replaced; A's stays as it was.
+    ("POST", "/v1/webhooks/request-secret"): (Scoped(201),),
+    ("GET", "/v1/webhooks/request-secret"): (Scoped(200),),
+    # schedules
+    ("POST", "/v1/schedules"): (
+        Foreign(
+            path_of="b",
+            body=lambda w: {"agent_id": w.a["agent_id"], "input": "q", "interval_s": 60},
+        ),
+        # B's agent, A's session as the fixed one: looked up in B's tenant.
+        Foreign(
+            path_of="b",
+            body=lambda w: {
+                "agent_id": w.b["agent_id"],
+                "input": "q",
+                "interval_s": 60,
+                "user_id": USER,
+                "session_mode": "fixed",
+                "session_id": w.a["session_id"],
+            },
+        ),
+    ),
+    ("GET", "/v1/schedules"): (
+        Scoped(200, shows=lambda w: w.b["schedule_id"]),
+        Scoped(200, params=lambda w: {"agent_id": w.a["agent_id"]}),
+    ),
+    ("GET", "/v1/schedules/{schedule_id}"): (Foreign(),),
+    ("PATCH", "/v1/schedules/{schedule_id}"): (Foreign(body=lambda w: {"enabled": False}),),
+    ("DELETE", "/v1/schedules/{schedule_id}"): (Foreign(),),
+    ("GET", "/v1/schedules/{schedule_id}/runs"): (Foreign(),),
     # batches
     ("POST", "/v1/batches"): (
         Foreign(body=lambda w: {"agent_id": w.a["agent_id"], "items": [{"input": "q"}]}),
@@ -205,7 +235,15 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/v1/agents/{agent_id}/blocks/{label}/history"): (Foreign(),),
 }
 
-_UUID_KEYS = ("agent_id", "session_id", "run_id", "finished_run_id", "memory_id", "batch_id")
+_UUID_KEYS = (
+    "agent_id",
+    "session_id",
+    "run_id",
+    "finished_run_id",
+    "memory_id",
+    "batch_id",
+    "schedule_id",
+)
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
@@ -324,7 +362,22 @@ def _resources(
         201,
     )
     deliveries = _ok(client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=headers))
+    _ok(client.post("/v1/webhooks/request-secret", headers=headers), 201)
+    schedule = _ok(
+        client.post(
+            "/v1/schedules",
+            json={
+                "agent_id": agent["id"],
+                "input": f"{marker} every hour",
+                "cron": "0 * * * *",
+                "user_id": USER,
+            },
+            headers=headers,
+        ),
+        201,
+    )
     return {
+        "schedule_id": schedule["id"],
         "webhook_id": hook["id"],
         "delivery_id": deliveries["data"][0]["id"],
         "server_id": server["id"],
