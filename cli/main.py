@@ -61,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`chat`, `batch` and `mcp`: clients of a running server (cli/chat.py, cli/batch.py,
-    cli/mcp.py)."""
+    """`chat`, `batch`, `mcp` and `schedules`: clients of a running server (cli/chat.py,
+    cli/batch.py, cli/mcp.py, cli/schedules.py)."""
     server = argparse.ArgumentParser(add_help=False)
     server.add_argument(
         "--base-url", help="the server (default AGENTMILL_BASE_URL, else http://127.0.0.1:8000)"
@@ -114,6 +114,50 @@ def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     show.add_argument("server", metavar="SERVER", help="its name or id")
     remove = mcp.add_parser("remove", parents=[server], help="delete a server")
     remove.add_argument("server", metavar="SERVER", help="its name or id")
+    _schedule_commands(commands, server)
+
+
+def _schedule_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], server: argparse.ArgumentParser
+) -> None:
+    """`schedules ACTION` (cli/schedules.py)."""
+    schedules = commands.add_parser(
+        "schedules", help="run an agent on a cron expression or an interval"
+    ).add_subparsers(dest="schedules_command", required=True, metavar="ACTION")
+    create = schedules.add_parser("create", parents=[server], help="schedule an agent")
+    create.add_argument("--agent", required=True, help="the agent's name or id")
+    create.add_argument("--input", required=True, help="the message each fire sends")
+    create.add_argument("--cron", help="'minute hour day-of-month month day-of-week'")
+    create.add_argument("--interval", type=int, help="or: every this many seconds")
+    create.add_argument("--timezone", help="the IANA zone --cron is read in (default UTC)")
+    create.add_argument("--user", help="the runs' end user (scopes long-term memory)")
+    create.add_argument(
+        "--session-mode",
+        choices=["new", "fixed"],
+        default="new",
+        help="new: a session per fire (default); fixed: every fire in one session",
+    )
+    create.add_argument(
+        "--missed",
+        choices=["run_once", "skip"],
+        default="run_once",
+        help="fires missed while nothing ran: one late run (default), or none",
+    )
+    create.add_argument("--description", default="", help="a note kept with the schedule")
+    create.add_argument("--paused", action="store_true", help="create it paused")
+    listing = schedules.add_parser("list", parents=[server], help="the tenant's schedules")
+    listing.add_argument("--agent", help="only this agent's (its name or id)")
+    for action, text in (
+        ("show", "a schedule and what it runs"),
+        ("pause", "stop firing until resumed"),
+        ("resume", "fire again from the next time after now"),
+        ("delete", "delete a schedule (its runs stay)"),
+        ("runs", "a schedule's latest fires and their runs, newest first"),
+    ):
+        one = schedules.add_parser(action, parents=[server], help=text)
+        one.add_argument("schedule", metavar="ID", help="the schedule's id")
+    runs = schedules.choices["runs"]
+    runs.add_argument("--limit", type=int, default=20, help="how many fires (1-100, default 20)")
 
 
 def _with_address(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -142,7 +186,7 @@ def _inference_settings(settings: Settings, args: argparse.Namespace) -> Setting
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     # Imported per command so `agentmill keys ...` does not pay for FastAPI and uvicorn.
-    if args.command in ("chat", "batch", "mcp"):
+    if args.command in ("chat", "batch", "mcp", "schedules"):
         return _run_client(args, settings)
     if args.command == "up":
         from cli.runtime import up
@@ -183,6 +227,10 @@ def _run_client(args: argparse.Namespace, settings: Settings) -> int:
             from cli import mcp as cli_mcp
 
             return cli_mcp.main(args, settings)
+        if args.command == "schedules":
+            from cli import schedules as cli_schedules
+
+            return cli_schedules.main(args, settings)
         from cli import batch as cli_batch
 
         return cli_batch.main(args, settings)

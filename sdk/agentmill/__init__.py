@@ -50,6 +50,7 @@ from agentmill.models import (
     Message,
     Page,
     PendingCall,
+    RequestSecret,
     RequiredAction,
     Run,
     Session,
@@ -64,6 +65,7 @@ from agentmill.resources.agents import ApprovalParams, McpServerParams, MemoryPa
 from agentmill.resources.batches import BatchItemParams
 from agentmill.resources.memories import MemoryFilters
 from agentmill.retry import RetryPolicy
+from agentmill.schedule_models import Schedule, ScheduleFire
 from agentmill.stream import AsyncEventStream, EventStream
 from agentmill.webhooks import WebhookVerificationError, verify_webhook
 
@@ -114,6 +116,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PendingCall",
     "RateLimitError",
+    "RequestSecret",
     "RequiredAction",
     "RetryPolicy",
     "Run",
@@ -125,6 +128,8 @@ __all__ = [
     "RunStartedEvent",
     "RunTimeoutError",
     "RunWaitingEvent",
+    "Schedule",
+    "ScheduleFire",
     "Session",
     "Step",
     "StepStartedEvent",

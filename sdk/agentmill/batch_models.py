@@ -46,6 +46,8 @@ class Batch(BaseModel):
     usage: Usage
     """Summed over every attempt of every item."""
     metadata: dict[str, Any]
+    webhook_url: str | None = None
+    """Where the batch's end (batch.completed, batch.cancelled) is POSTed, if anywhere."""
     created_at: datetime
     finished_at: datetime | None
 

@@ -1,7 +1,7 @@
 """`Client` and `AsyncClient`: one server, one API key, the resources on top.
 
 Resources hang off the client as attributes (`agents`, `sessions`, `runs`, `memories`,
-`blocks`, `batches`, `mcp_servers`, `webhooks`), each from its module in resources/.
+`blocks`, `batches`, `mcp_servers`, `webhooks`, `schedules`), each from its module in resources/.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from agentmill.resources.blocks import AsyncBlocks, Blocks
 from agentmill.resources.mcp_servers import AsyncMcpServers, McpServers
 from agentmill.resources.memories import AsyncMemories, Memories
 from agentmill.resources.runs import AsyncRuns, Runs
+from agentmill.resources.schedules import AsyncSchedules, Schedules
 from agentmill.resources.sessions import AsyncSessions, Sessions
 from agentmill.resources.webhooks import AsyncWebhooks, Webhooks
 from agentmill.retry import RetryPolicy
@@ -61,6 +62,7 @@ class Client:
         self.batches = Batches(self._http)
         self.mcp_servers = McpServers(self._http)
         self.webhooks = Webhooks(self._http)
+        self.schedules = Schedules(self._http)
 
     def healthy(self) -> bool:
         """Whether the server process answers `/healthz` (one attempt)."""
@@ -120,6 +122,7 @@ class AsyncClient:
         self.batches = AsyncBatches(self._http)
         self.mcp_servers = AsyncMcpServers(self._http)
         self.webhooks = AsyncWebhooks(self._http)
+        self.schedules = AsyncSchedules(self._http)
 
     async def healthy(self) -> bool:
         """Whether the server process answers `/healthz` (one attempt)."""

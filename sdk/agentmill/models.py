@@ -116,6 +116,15 @@ class Webhook(BaseModel):
     secret: str | None = None
 
 
+class RequestSecret(BaseModel):
+    """The tenant's request signing key, which signs the deliveries of per-request webhooks
+    (`webhook_url` on a message or a batch); `secret` only in the answer that made it."""
+
+    created_at: datetime
+    secret: str | None = None
+    """`whsec_...`: verify those deliveries with it (`agentmill.verify_webhook`)."""
+
+
 class WebhookAttempt(BaseModel):
     """One try at a delivery."""
 
@@ -130,7 +139,10 @@ class WebhookDelivery(BaseModel):
     """One event for one endpoint, with its attempts; `event_id` is the `webhook-id`."""
 
     id: uuid.UUID
-    webhook_id: uuid.UUID
+    webhook_id: uuid.UUID | None
+    """None for a per-request webhook."""
+    url: str | None = None
+    """A per-request webhook's address (None for an endpoint's delivery)."""
     event_id: str
     event_type: str
     payload: dict[str, Any]
@@ -286,6 +298,8 @@ class Run(BaseModel):
     metadata: dict[str, Any]
     required_action: RequiredAction | None = None
     """Set while the run is `requires_action`: the calls waiting for a decision."""
+    webhook_url: str | None = None
+    """Where the run's events are POSTed (the message's `webhook_url`), if anywhere."""
 
     @property
     def finished(self) -> bool:

@@ -102,3 +102,54 @@ def test_deliveries_are_listed_and_can_be_sent_again(
     unknown = "00000000-0000-4000-8000-000000000000"
     missing = client.post(f"/v1/webhooks/{hook['id']}/deliveries/{unknown}/redeliver", headers=auth)
     assert missing.status_code == 404
+
+
+def test_per_request_webhooks_need_the_request_signing_key(
+    client: TestClient, auth: Headers, session_id: str, agent_id: str
+) -> None:
+    assert client.get("/v1/webhooks/request-secret", headers=auth).status_code == 404
+    message = {"content": "hi", "webhook_url": URL}
+    refused = client.post(f"/v1/sessions/{session_id}/messages", json=message, headers=auth)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["param"] == "webhook_url"
+    assert "request-secret" in refused.json()["error"]["message"]
+    assert client.get(f"/v1/sessions/{session_id}/runs", headers=auth).json()["data"] == []
+
+    made = client.post("/v1/webhooks/request-secret", headers=auth)
+    assert made.status_code == 201, made.text
+    assert made.json()["secret"].startswith("whsec_")
+    shown = client.get("/v1/webhooks/request-secret", headers=auth).json()
+    assert "secret" not in shown
+    assert shown["created_at"] == made.json()["created_at"]
+    again = client.post("/v1/webhooks/request-secret", headers=auth).json()
+    assert again["secret"] != made.json()["secret"]  # rotated
+
+    run = client.post(f"/v1/sessions/{session_id}/messages", json=message, headers=auth)
+    assert run.status_code == 202, run.text
+    assert run.json()["webhook_url"] == URL
+    private = {"content": "hi", "webhook_url": "http://10.0.0.5/in", "queue": True}
+    bad = client.post(f"/v1/sessions/{session_id}/messages", json=private, headers=auth)
+    assert bad.status_code == 422
+    assert bad.json()["error"]["param"] == "webhook_url"
+    batch = client.post(
+        "/v1/batches",
+        json={"agent_id": agent_id, "items": [{"input": "q"}], "webhook_url": URL},
+        headers=auth,
+    )
+    assert batch.status_code == 201, batch.text
+    assert batch.json()["webhook_url"] == URL
+    upload = client.post(
+        "/v1/batches",
+        params={"agent_id": agent_id, "webhook_url": "http://127.0.0.1:9/in"},
+        content=b'{"input": "q"}\n',
+        headers={**auth, "content-type": "application/x-ndjson"},
+    )
+    assert upload.status_code == 422
+    assert upload.json()["error"]["param"] == "webhook_url"
+
+
+def test_batch_and_schedule_events_can_be_subscribed(client: TestClient, auth: Headers) -> None:
+    events = ["batch.completed", "batch.cancelled", "schedule.fired"]
+    created = client.post("/v1/webhooks", json={"url": URL, "events": events}, headers=auth)
+    assert created.status_code == 201, created.text
+    assert created.json()["events"] == events

@@ -55,3 +55,19 @@ def test_webhooks_through_the_sdk(api_url: str, api_key: str) -> None:
         am.webhooks.delete(hook.id)
         with pytest.raises(agentmill.NotFoundError):
             am.webhooks.get(hook.id)
+
+
+def test_per_request_webhooks_through_the_sdk(api_url: str, api_key: str) -> None:
+    with agentmill.Client(api_key, base_url=api_url) as am:
+        agent = am.agents.create("hooked")
+        assert am.webhooks.request_secret() is None
+        with pytest.raises(agentmill.UnprocessableEntityError):  # no key to sign with yet
+            am.batches.create(agent.id, ["q"], webhook_url="https://hooks.example.com/batch")
+        key = am.webhooks.rotate_request_secret()
+        assert key.secret is not None
+        assert key.secret.startswith("whsec_")
+        shown = am.webhooks.request_secret()
+        assert shown is not None
+        assert (shown.secret, shown.created_at) == (None, key.created_at)
+        batch = am.batches.create(agent.id, ["q"], webhook_url="https://hooks.example.com/batch")
+        assert batch.webhook_url == "https://hooks.example.com/batch"

@@ -39,6 +39,7 @@ def create_call(
     concurrency: int | None,
     max_attempts: int | None,
     metadata: dict[str, Any] | None,
+    webhook_url: str | None,
 ) -> Call:
     """POST /v1/batches as JSON; a plain string is an item with only an input."""
     body: dict[str, Any] = {
@@ -51,6 +52,8 @@ def create_call(
         body["max_attempts"] = max_attempts
     if metadata is not None:
         body["metadata"] = metadata
+    if webhook_url is not None:
+        body["webhook_url"] = webhook_url
     return Call("POST", "/v1/batches", json=body, headers=new_key())
 
 
@@ -60,6 +63,7 @@ def upload_call(
     *,
     concurrency: int | None,
     max_attempts: int | None,
+    webhook_url: str | None,
 ) -> Call:
     """POST /v1/batches with a JSONL body (the bytes, or a file's), the options as query
     parameters."""
@@ -69,6 +73,8 @@ def upload_call(
         params["concurrency"] = concurrency
     if max_attempts is not None:
         params["max_attempts"] = max_attempts
+    if webhook_url is not None:
+        params["webhook_url"] = webhook_url
     headers = {"Content-Type": JSONL, **new_key()}
     return Call("POST", "/v1/batches", content=content, params=params, headers=headers)
 
@@ -105,16 +111,20 @@ class Batches:
         concurrency: int | None = None,
         max_attempts: int | None = None,
         metadata: dict[str, Any] | None = None,
+        webhook_url: str | None = None,
     ) -> Batch:
         """Start a batch of `items` (1-1000), each run in a session of its own, at most
         `concurrency` (server default 4) at a time, each tried up to `max_attempts` (2)
-        times. Sent with an Idempotency-Key: a retry returns the batch first created."""
+        times. Sent with an Idempotency-Key: a retry returns the batch first created. With
+        `webhook_url`, the batch's end (batch.completed, batch.cancelled) is POSTed there,
+        signed with the tenant's request signing key (`webhooks.rotate_request_secret()`)."""
         call = create_call(
             agent_id,
             items,
             concurrency=concurrency,
             max_attempts=max_attempts,
             metadata=metadata,
+            webhook_url=webhook_url,
         )
         return Batch.model_validate(self._http.send(call).json())
 
@@ -125,11 +135,18 @@ class Batches:
         *,
         concurrency: int | None = None,
         max_attempts: int | None = None,
+        webhook_url: str | None = None,
     ) -> Batch:
         """Start a batch from JSONL, one item object per line: the bytes, or a file's path.
         A bad line is an `UnprocessableEntityError` whose `param` names it ("line 3", or
         "line 3.input"), and nothing is created."""
-        call = upload_call(agent_id, jsonl, concurrency=concurrency, max_attempts=max_attempts)
+        call = upload_call(
+            agent_id,
+            jsonl,
+            concurrency=concurrency,
+            max_attempts=max_attempts,
+            webhook_url=webhook_url,
+        )
         return Batch.model_validate(self._http.send(call).json())
 
     def get(self, batch_id: uuid.UUID | str) -> Batch:
@@ -201,6 +218,7 @@ class AsyncBatches:
         concurrency: int | None = None,
         max_attempts: int | None = None,
         metadata: dict[str, Any] | None = None,
+        webhook_url: str | None = None,
     ) -> Batch:
         """Start a batch of `items` (see `Batches.create`)."""
         call = create_call(
@@ -209,6 +227,7 @@ class AsyncBatches:
             concurrency=concurrency,
             max_attempts=max_attempts,
             metadata=metadata,
+            webhook_url=webhook_url,
         )
         return Batch.model_validate((await self._http.send(call)).json())
 
@@ -219,9 +238,16 @@ class AsyncBatches:
         *,
         concurrency: int | None = None,
         max_attempts: int | None = None,
+        webhook_url: str | None = None,
     ) -> Batch:
         """Start a batch from JSONL: the bytes, or a file's path (see `Batches.upload`)."""
-        call = upload_call(agent_id, jsonl, concurrency=concurrency, max_attempts=max_attempts)
+        call = upload_call(
+            agent_id,
+            jsonl,
+            concurrency=concurrency,
+            max_attempts=max_attempts,
+            webhook_url=webhook_url,
+        )
         return Batch.model_validate((await self._http.send(call)).json())
 
     async def get(self, batch_id: uuid.UUID | str) -> Batch:

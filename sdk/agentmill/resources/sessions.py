@@ -66,11 +66,14 @@ def message_call(
     queue: bool,
     metadata: dict[str, Any] | None,
     idempotency_key: str | None,
+    webhook_url: str | None,
     **mode: Any,
 ) -> Call:
     """POST /v1/sessions/{id}/messages, always with an Idempotency-Key, so that a retry
     returns the run the first attempt created instead of starting a second one."""
     body = {"content": content, "queue": queue, "metadata": metadata or {}, **mode}
+    if webhook_url is not None:
+        body["webhook_url"] = webhook_url
     headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
     return Call("POST", f"/v1/sessions/{session_id}/messages", json=body, headers=headers)
 
@@ -84,6 +87,7 @@ def wait_call(
     queue: bool,
     metadata: dict[str, Any] | None,
     idempotency_key: str | None,
+    webhook_url: str | None,
 ) -> Call:
     """The message POST with `wait`, its read timeout long enough for the server's wait."""
     server_wait = max(0.1, min(timeout_s, MAX_SERVER_WAIT_S))
@@ -93,6 +97,7 @@ def wait_call(
         queue=queue,
         metadata=metadata,
         idempotency_key=idempotency_key,
+        webhook_url=webhook_url,
         wait=True,
         timeout_s=server_wait,
     )
@@ -108,6 +113,7 @@ def stream_state(
     queue: bool,
     metadata: dict[str, Any] | None,
     idempotency_key: str | None,
+    webhook_url: str | None,
 ) -> stream.Follow:
     """A follower whose opening is the message POST with `stream`."""
     opening = message_call(
@@ -116,6 +122,7 @@ def stream_state(
         queue=queue,
         metadata=metadata,
         idempotency_key=idempotency_key,
+        webhook_url=webhook_url,
         stream=True,
     )
     return stream.Follow(opening=opening, timeout=client_timeout)
@@ -200,11 +207,14 @@ class Sessions:
         queue: bool = False,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        webhook_url: str | None = None,
     ) -> Run:
         """Send a user message and return its run once finished, or once it waits for a
         human's approval (`required_action`); `RunTimeoutError` (with the run as it stands) if
         neither within `timeout_s` seconds. `ConflictError` if the
-        session is busy, unless `queue` (run after the active one)."""
+        session is busy, unless `queue` (run after the active one). With `webhook_url`, the
+        run's events (run.succeeded, run.requires_action, ...) are POSTed there too, signed
+        with the tenant's request signing key (`client.webhooks.rotate_request_secret()`)."""
         deadline = time.monotonic() + timeout_s
         call = wait_call(
             session_id,
@@ -214,6 +224,7 @@ class Sessions:
             queue=queue,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            webhook_url=webhook_url,
         )
         run = Run.model_validate(self._http.send(call).json())
         left = deadline - time.monotonic()
@@ -231,9 +242,11 @@ class Sessions:
         queue: bool = False,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        webhook_url: str | None = None,
     ) -> stream.EventStream:
         """Send a user message and follow its run's typed events to the final one,
-        reconnecting with Last-Event-ID if the connection drops."""
+        reconnecting with Last-Event-ID if the connection drops (`webhook_url`: see
+        `send`)."""
         state = stream_state(
             session_id,
             content,
@@ -241,6 +254,7 @@ class Sessions:
             queue=queue,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            webhook_url=webhook_url,
         )
         return stream.EventStream(self._http, state)
 
@@ -326,6 +340,7 @@ class AsyncSessions:
         queue: bool = False,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        webhook_url: str | None = None,
     ) -> Run:
         """Send a user message and return its run once finished (see `Sessions.send`)."""
         deadline = time.monotonic() + timeout_s
@@ -337,6 +352,7 @@ class AsyncSessions:
             queue=queue,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            webhook_url=webhook_url,
         )
         run = Run.model_validate((await self._http.send(call)).json())
         left = deadline - time.monotonic()
@@ -354,6 +370,7 @@ class AsyncSessions:
         queue: bool = False,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        webhook_url: str | None = None,
     ) -> stream.AsyncEventStream:
         """Send a user message and follow its run's typed events (see `Sessions.stream`)."""
         state = stream_state(
@@ -363,5 +380,6 @@ class AsyncSessions:
             queue=queue,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            webhook_url=webhook_url,
         )
         return stream.AsyncEventStream(self._http, state)

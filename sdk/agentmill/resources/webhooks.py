@@ -1,5 +1,6 @@
-"""`client.webhooks`: endpoints that receive the tenant's run events (signed; check them with
-`agentmill.verify_webhook`), their deliveries, and redelivery."""
+"""`client.webhooks`: endpoints that receive the tenant's run, batch and schedule events
+(signed; check them with `agentmill.verify_webhook`), their deliveries, and redelivery; the
+request signing key of per-request webhooks (`webhook_url` on a message or a batch)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from agentmill._http import HTTP, AsyncHTTP, Call, new_key
-from agentmill.models import Page, Webhook, WebhookDelivery
+from agentmill.errors import NotFoundError
+from agentmill.models import Page, RequestSecret, Webhook, WebhookDelivery
 
 _UNSET: Any = object()
 
@@ -37,6 +39,12 @@ def update_call(webhook_id: uuid.UUID | str, fields: dict[str, Any]) -> Call:
     if "events" in body:
         body["events"] = list(body["events"])
     return Call("PATCH", f"/v1/webhooks/{webhook_id}", json=body)
+
+
+ROTATE_SECRET = Call("POST", "/v1/webhooks/request-secret")
+"""Make (or replace) the request signing key: not retried, since a repeat would replace the
+key the first answer showed."""
+GET_SECRET = Call("GET", "/v1/webhooks/request-secret")
 
 
 def _page(path: str, limit: int, cursor: str | None, **extra: str | None) -> Call:
@@ -127,6 +135,19 @@ class Webhooks:
         call = Call("POST", f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")
         return WebhookDelivery.model_validate(self._http.send(call).json())
 
+    def rotate_request_secret(self) -> RequestSecret:
+        """Make the tenant's request signing key, which signs the deliveries of per-request
+        webhooks; its `secret` is shown this once. Calling it again replaces the key:
+        deliveries not yet sent are signed with the new one."""
+        return RequestSecret.model_validate(self._http.send(ROTATE_SECRET).json())
+
+    def request_secret(self) -> RequestSecret | None:
+        """When the request signing key was made (never the key); None if there is none."""
+        try:
+            return RequestSecret.model_validate(self._http.send(GET_SECRET).json())
+        except NotFoundError:
+            return None
+
 
 class AsyncWebhooks:
     """The tenant's webhook endpoints (async)."""
@@ -191,3 +212,14 @@ class AsyncWebhooks:
         """Send a delivery again now."""
         call = Call("POST", f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")
         return WebhookDelivery.model_validate((await self._http.send(call)).json())
+
+    async def rotate_request_secret(self) -> RequestSecret:
+        """Make (or replace) the request signing key (see `Webhooks.rotate_request_secret`)."""
+        return RequestSecret.model_validate((await self._http.send(ROTATE_SECRET)).json())
+
+    async def request_secret(self) -> RequestSecret | None:
+        """When the request signing key was made (never the key); None if there is none."""
+        try:
+            return RequestSecret.model_validate((await self._http.send(GET_SECRET)).json())
+        except NotFoundError:
+            return None

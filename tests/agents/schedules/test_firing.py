@@ -4,6 +4,7 @@ every fire; a schedule that fires sends `schedule.fired` to the endpoints that w
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 from typing import Any
@@ -59,7 +60,7 @@ def test_each_due_fire_time_becomes_one_run_with_its_stamp(world: World) -> None
     done = fires(world, made.id)
     assert len(done) == 3
     assert [f.late for f in done] == [False] * 3
-    gaps = {(b.fire_at - a.fire_at).total_seconds() for a, b in zip(done, done[1:], strict=False)}
+    gaps = {(b.fire_at - a.fire_at).total_seconds() for a, b in itertools.pairwise(done)}
     assert gaps == {10.0}
     runs = [f.run for f in done]
     assert world.sent.runs == [run.id for run in runs]  # each sent once, after the commit
@@ -80,7 +81,8 @@ def test_each_due_fire_time_becomes_one_run_with_its_stamp(world: World) -> None
         assert list(users) == ["ann"]
     assert after.fires == 3
     assert after.last_fire_at == done[-1].fire_at
-    assert after.next_fire_at is not None and after.next_fire_at > done[-1].fire_at
+    assert after.next_fire_at is not None
+    assert after.next_fire_at > done[-1].fire_at
 
 
 def test_racing_schedulers_make_one_run_per_fire_time(world: World) -> None:
@@ -145,7 +147,8 @@ def test_a_paused_schedule_does_not_fire_and_resumes_from_now(world: World) -> N
     with transaction(world.engine) as session:
         resumed = store.update_schedule(session, world.tenant_id, made.id, {"enabled": True})
         now = session.execute(text("SELECT clock_timestamp()")).scalar_one()
-    assert resumed.next_fire_at is not None and resumed.next_fire_at > now
+    assert resumed.next_fire_at is not None
+    assert resumed.next_fire_at > now
     assert fire_due(world.engine, world.sent.runs.append, grace_s=60) == 0  # nothing made up
 
 

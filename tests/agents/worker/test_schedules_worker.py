@@ -4,6 +4,7 @@ loses none (the fires that fell while they were down are made late, once) and do
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import timedelta
 
@@ -64,9 +65,7 @@ def test_two_workers_and_a_restart_make_one_run_per_fire(
     times = [row.fire_at for row in fired]
     assert len(times) >= 20
     assert times[0] == made.next_fire_at  # the first fire time, and none since skipped:
-    assert all(
-        b - a == timedelta(seconds=INTERVAL_S) for a, b in zip(times, times[1:], strict=False)
-    )
+    assert all(b - a == timedelta(seconds=INTERVAL_S) for a, b in itertools.pairwise(times))
     assert all(row.run_id is not None for row in fired)
     assert len(run_times) == len(times) == len(set(run_times))  # one run each, none twice
     assert run_times == sorted(t.isoformat() for t in times)
