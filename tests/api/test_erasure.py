@@ -182,6 +182,7 @@ def _expected_counts(engine: Engine, user_id: str) -> dict[str, int]:
         "ON b.id = v.block_id WHERE b.user_id = :u",
         "batch_items": "SELECT 1 FROM batch_items WHERE user_id = :u",
         "webhook_deliveries": f"SELECT 1 FROM webhook_deliveries WHERE run_id IN ({runs})",
+        "schedules": "SELECT 1 FROM schedules WHERE user_id = :u",
     }
     with engine.connect() as conn:
         return {
@@ -225,6 +226,10 @@ def _populate(env: Env) -> dict[str, Any]:
         ]
         made["sessions"][user] = sessions
         made["runs"][user] = [env.talk(sid, mark) for sid in sessions]
+        env.post(
+            "/v1/schedules",
+            {"agent_id": agent_id, "input": f"{mark}-daily", "cron": "0 9 * * *", "user_id": user},
+        )
     # A batch at concurrency 1: A's first item runs, then B's, then A's second is left queued.
     items = [
         {"input": f"{A_MARK}-batch-1", "user_id": USER_A, "metadata": {"k": f"{A_MARK}-bm"}},
@@ -269,6 +274,7 @@ def test_an_erased_user_leaves_no_trace_and_nothing_comes_back(
         "batch_items.user_id",
         "batch_items.metadata",
         "webhook_deliveries.payload",
+        "schedules.input",
     ):
         assert column in before, (column, before)
     b_before = _holding(engine, B_MARK)
