@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from agents.errors import InvalidSchedule, UnknownMcpServer
 from agents.worker.queue import RunQueue, RunSender, make_celery
+from api import metrics
 from api.deps import MemoryProvider
 from api.events_hub import EventHub, libpq_url
 from api.readiness import Readiness
@@ -27,10 +28,12 @@ from api.routes import (
     webhooks,
 )
 from core.config import Settings
+from core.tracing import configure_tracing, instrument_app, instrument_engine
 from core.web import errors
 from core.web.limits import BodySizeLimit
 from core.web.rate_limit import RateLimiter, RateLimitHeaders
 from core.web.refusal_hold import RefusalHold
+from core.web.request_id import RequestId
 from inference.embedder import SentenceTransformerEmbedder
 from memory.errors import BlockTooLarge, ContentTooLarge, EmptyContent, InvalidMemoryInput
 from memory.store import MemoryStore
@@ -98,6 +101,9 @@ def create_app(
     errors.install(app, MEMORY_ERROR_STATUSES, hold=hold)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitHeaders)  # reports what get_principal decided
+    app.add_middleware(metrics.RequestMetrics)  # outside the size limit: counts its 413s too
+    app.add_middleware(RequestId)
+    app.include_router(metrics.router)
     for module in (health, me, agents, sessions, runs):
         app.include_router(module.router)
     app.include_router(memories.router)
@@ -106,4 +112,7 @@ def create_app(
     app.include_router(mcp_servers.router)
     app.include_router(webhooks.router)
     app.include_router(schedules.router)
+    if configure_tracing(settings, "api"):  # off unless an OTLP endpoint is configured
+        instrument_app(app)
+        instrument_engine(engine)
     return app

@@ -21,9 +21,11 @@ from agents.schedules.facade import Schedules
 from agents.webhooks.facade import Webhooks
 from agents.worker.queue import RunSender
 from api.events_hub import EventHub
+from api.metrics import OPEN_FOLLOWERS
 from core.config import Settings
 from core.db import transaction
 from core.errors import AuthenticationError, NotFound, TooManyRequests
+from core.log import annotate
 from core.tenants import Principal, authenticate, parse_presented
 from core.web.auth_guard import AuthGuard, client_key
 from core.web.concurrency import ConcurrencyLimit
@@ -160,6 +162,7 @@ class Guards:
                 per_key=settings.api_max_streams_per_tenant,
                 total=settings.api_max_streams,
                 what="open event streams and waits",
+                on_change=OPEN_FOLLOWERS.inc,
             ),
             rate_limiter=rate_limiter,
         )
@@ -200,6 +203,7 @@ def get_principal(
 
     address = client_key(request.client.host if request.client is not None else None)
     principal = guards.auth.authenticate(token, address, lookup, epoch)
+    annotate(tenant_id=principal.tenant_id)  # the request's log lines name its tenant
     limiter = guards.rate_limiter
     decision = limiter.take(principal.tenant_id)
     if decision is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from core.config import Settings, load_settings
 from core.errors import AgentmillError, ConfigError, UserError
 from core.log import configure_logging
+from core.metrics import leave_multiprocess_mode, prepare_metrics_dir
 
 
 def _port(text: str) -> int:
@@ -188,6 +189,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     # Imported per command so `agentmill keys ...` does not pay for FastAPI and uvicorn.
     if args.command in ("chat", "batch", "mcp", "schedules"):
         return _run_client(args, settings)
+    # Before anything imports prometheus_client (core/metrics.py): the API and the workers
+    # share their host's metrics (`up` passes the directory to its children); the inference
+    # server keeps its own.
+    if args.command in ("up", "api", "worker"):
+        prepare_metrics_dir(settings)
+    elif args.command == "inference":
+        leave_multiprocess_mode()
     if args.command == "up":
         from cli.runtime import up
 
@@ -248,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"agentmill: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return _run(args, settings)
     except AgentmillError as exc:

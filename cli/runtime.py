@@ -28,6 +28,7 @@ from core.config import Settings
 from core.db import create_db_engine
 from core.embedded_pg import EmbeddedPostgres, HomeLock
 from core.errors import AgentmillError
+from core.metrics import ENV_VAR, mark_process_dead, prepare_metrics_dir, reset_metrics_dir
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,9 @@ def inference_port(settings: Settings) -> int:
     return free
 
 
-def _specs(settings: Settings, url: str) -> list[ChildSpec]:
+def _specs(settings: Settings, url: str, metrics: str) -> list[ChildSpec]:
     env = {**os.environ, "AGENTMILL_DATABASE_URL": url, "AGENTMILL_HOME": str(settings.home)}
+    env[ENV_VAR] = metrics  # the API and the worker share it (the inference server opts out)
     env["AGENTMILL_INFERENCE_PORT"] = str(settings.inference_port)  # the one `up` picked
     cli = [sys.executable, "-m", "cli.main"]
     specs = []
@@ -132,7 +134,9 @@ def up(settings: Settings) -> int:
             engine.dispose()
         if token is not None:
             _announce_key(token, settings)
-        children = [spawn(spec) for spec in _specs(settings, url)]
+        metrics = prepare_metrics_dir(settings)
+        reset_metrics_dir(metrics)  # under the home lock: no other `up` writes there now
+        children = [spawn(spec) for spec in _specs(settings, url, str(metrics))]
         for child in children:  # they start in parallel
             wait_ready(child, READY_TIMEOUT_S, stopping.is_set)
         if not stopping.is_set():
@@ -145,7 +149,8 @@ def up(settings: Settings) -> int:
         policy = RestartPolicy(
             max_restarts=settings.supervisor_max_restarts, window_s=settings.supervisor_window_s
         )
-        return _supervise(Supervisor(children, policy), pg, stopping)
+        supervisor = Supervisor(children, policy, on_exit=mark_process_dead)
+        return _supervise(supervisor, pg, stopping)
     finally:
         stop_all(children)
         if pg is not None:

@@ -23,6 +23,9 @@ def serve(settings: Settings) -> int:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        # JSON: uvicorn's own lines go through agentmill's handler too (uvicorn's config
+        # would print them as text).
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=10,
     )
     return 0

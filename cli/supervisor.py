@@ -144,9 +144,17 @@ def wait_ready(child: Child, timeout_s: float, stopping: Callable[[], bool]) -> 
 class Supervisor:
     """Keeps a set of children running under one restart policy."""
 
-    def __init__(self, children: Sequence[Child], policy: RestartPolicy | None = None) -> None:
+    def __init__(
+        self,
+        children: Sequence[Child],
+        policy: RestartPolicy | None = None,
+        *,
+        on_exit: Callable[[int], None] | None = None,
+    ) -> None:
+        """`on_exit` is told the pid of each child process that ended (before its restart)."""
         self.children = list(children)
         self.policy = policy or RestartPolicy()
+        self._on_exit = on_exit
         self.restarts = 0
         """Restarts made so far (all children)."""
 
@@ -190,6 +198,8 @@ class Supervisor:
             self._died(child, f"stopped answering {child.spec.live_url}", now)
 
     def _died(self, child: Child, why: str, now: float) -> None:
+        if self._on_exit is not None and child.process is not None:
+            self._on_exit(child.process.pid)
         p = self.policy
         child.deaths.append(now)
         while child.deaths and now - child.deaths[0] > p.window_s:

@@ -161,6 +161,37 @@ class Settings(BaseSettings):
         default=3, ge=1, le=60, description="Seconds to wait for a database connection."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json`: one JSON object per line (timestamp, level, logger, message, and "
+        "tenant, run, request and trace ids where known); `text` for humans.",
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Where every agentmill process of this host keeps its Prometheus metrics "
+        "(multiprocess mode), so the API's /metrics shows the workers' too; default "
+        "`<home>/metrics`.",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65_535,
+        description="A worker also serves its host's metrics at http://0.0.0.0:PORT/metrics "
+        "(unset: only the API serves them).",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318) that traces are sent to; "
+        "unset (and no OTEL_EXPORTER_OTLP_ENDPOINT): tracing is off.",
+    )
+    otel_service_name: str = Field(
+        default="agentmill", min_length=1, description="`service.name` of the traces."
+    )
+    litellm_callbacks: tuple[str, ...] = Field(
+        default=(),
+        description="litellm callbacks to switch on for routed models (JSON list, e.g. "
+        '["langfuse"]; each reads its own environment variables).',
+    )
     memory_max_content_chars: int = Field(
         default=8000,
         ge=1,

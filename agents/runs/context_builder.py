@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from agents import agent_store
+from agents import agent_store, telemetry
 from agents.records import Agent, ChatSession, Message, Run, Step
 from agents.runs.prompt import (
     Messages,
@@ -96,7 +96,10 @@ class ContextBuilder:
         # Without a user, only memories of nobody: a None user_id would mean every user's.
         where = MemoryFilter.seen_by(self.agent.id, self.chat.user_id)
         try:
-            return store.search(self.run.tenant_id, self.run.input, k=k, where=where)
+            with telemetry.memory_search(k, "recall") as span:
+                hits = store.search(self.run.tenant_id, self.run.input, k=k, where=where)
+                span.set_attribute("agentmill.memory.results", len(hits))
+            return hits
         except UserError as exc:  # e.g. a message longer than a memory may be
             log.info("run %s: no memories recalled: %s", self.run.id, exc.message)
             return []

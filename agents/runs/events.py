@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from agents import telemetry
 from agents.records import ApprovalDecision, Event, PendingCall, RunStatus, Usage
 from agents.tables import EventRow
 from agents.webhooks import outbox
@@ -242,6 +243,7 @@ def append_event(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, data
             "channel": NOTIFY_CHANNEL,
         },
     ).scalar_one()
+    telemetry.event(data.TYPE)
     if data.TYPE in outbox.SUBSCRIBABLE:  # the webhooks that want it, in this transaction
         outbox.enqueue(session, tenant_id, run_id, int(seq), data.TYPE, event_fields(data))
     return int(seq)

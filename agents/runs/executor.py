@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from agents import telemetry
 from agents.batches import lifecycle as batches
 from agents.errors import INTERNAL_ERROR_MESSAGE, LeaseLost, RunCancelled, ToolError
 from agents.mcp.sources import McpSources, SourceProblem
@@ -68,6 +69,7 @@ from agents.tools.runner import run_tool_calls
 from agents.worker.queue import send_committed
 from core.config import Settings
 from core.errors import AgentmillError
+from core.log import bind as log_ids
 from inference.client.model_client import ChatRequest, ChatResult, ModelClient, ModelRejected
 from inference.errors import UnknownModel
 from memory.records import NewMemory
@@ -110,7 +112,15 @@ class RunExecutor:
             journal = RunJournal.claim(self.s, run_id, self.owner)
             if journal is None:
                 return
-            self._settle(journal)
+            with (
+                telemetry.run_attempt(journal.run),
+                log_ids(tenant_id=str(journal.run.tenant_id), run_id=str(journal.run.id)),
+            ):
+                try:
+                    self._settle(journal)
+                except LeaseLost:
+                    telemetry.lease_lost()
+                    raise
         except LeaseLost:
             log.warning("run %s: lease lost; another worker carries on", run_id)
         except OutageOutlasted as exc:
@@ -152,6 +162,7 @@ class RunExecutor:
     def _run(self, journal: RunJournal) -> None:
         run = journal.run
         agent, chat, steps = journal.load()
+        telemetry.name_agent(agent)
         try:
             tools = self._tools(journal, agent)
         except ToolError as exc:
@@ -200,16 +211,18 @@ class RunExecutor:
             )
             if journal.start_step(state.step):
                 raise RunCancelled
-            started = time.monotonic()
-            output = calls.complete(request, stream_step=state.step)
-            model_ms = (time.monotonic() - started) * 1000
-            decision = decide(state, output, tools)
-            step = journal.record_step(_step_write(state, messages, output, decision, model_ms))
-            if isinstance(decision, RunTools):
-                acted = self._act(journal, agent, step, tools, ctx)
-                if acted is None:
-                    return
-                step = acted
+            with telemetry.step(state.step):
+                started = time.monotonic()
+                output = calls.complete(request, stream_step=state.step)
+                model_ms = (time.monotonic() - started) * 1000
+                decision = decide(state, output, tools)
+                write = _step_write(state, messages, output, decision, model_ms)
+                step = journal.record_step(write)
+                if isinstance(decision, RunTools):
+                    acted = self._act(journal, agent, step, tools, ctx)
+                    if acted is None:
+                        return
+                    step = acted
             steps.append(step)
             if not isinstance(decision, RunTools | ToolArgumentError | EmptyOutput):
                 self._conclude(journal, agent, chat, step)
@@ -248,6 +261,7 @@ class RunExecutor:
             schemas = {c.name: tools.get(c.name).parameters for c in waiting if c.name in tools}
             pending = approvals.pending_calls(waiting, schemas)
             journal.require_action(step.step, pending, agent.approval.timeout_s)
+            telemetry.run_ended("requires_action", "approval")
             log.info("run %s: %d tool call(s) wait for approval", journal.run.id, len(pending))
             return None
         return run_tool_calls(journal, step, tools, ctx)
@@ -318,6 +332,7 @@ class RunExecutor:
         following, batch_id = journal.finish(
             status, stop_reason=stop_reason, output=output, error=error
         )
+        telemetry.run_ended(status, stop_reason)
         if following is not None:
             send_committed(self.s.enqueue_run, [following], "the session's next run")
         if batch_id is not None:

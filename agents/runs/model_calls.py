@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from agents import telemetry
 from agents.errors import LeaseLost
 from agents.runs.events import MessageDelta
 from agents.runs.journal import RunJournal
@@ -47,7 +48,12 @@ class ModelCalls:
 
     def complete(self, request: ChatRequest, *, stream_step: int | None = None) -> ChatResult:
         """The model's answer; with `stream_step`, its text streams out as it comes."""
-        return self.journal.retry(lambda: self._call_once(request, stream_step), "model")
+        with telemetry.model_call(request) as record:
+            result = self.journal.retry(
+                lambda: self._call_once(request, stream_step, record), "model"
+            )
+            record.done(result)
+        return result
 
     def count_tokens(self, model: str, prompts: list[Messages]) -> list[int]:
         """Tokens of each prompt for `model`, in one call."""
@@ -58,11 +64,17 @@ class ModelCalls:
 
         return self.journal.retry(once, "model")
 
-    def _call_once(self, request: ChatRequest, stream_step: int | None) -> ChatResult:
+    def _call_once(
+        self, request: ChatRequest, stream_step: int | None, record: telemetry.ModelCallRecord
+    ) -> ChatResult:
         journal = self.journal
         if stream_step is None:
             return journal.lease.wait(self.client.complete(request), cancellable=True)
         deltas = _Deltas()
+
+        def piece(text: str) -> None:
+            record.first_token()
+            deltas.add(text)
 
         def flush() -> None:
             text = deltas.take()
@@ -73,7 +85,7 @@ class ModelCalls:
 
         try:
             return journal.lease.wait(
-                self.client.complete(request, deltas.add), cancellable=True, tick=flush
+                self.client.complete(request, piece), cancellable=True, tick=flush
             )
         finally:
             try:

@@ -43,6 +43,8 @@ class Call(Generic[T]):
         self._ended = threading.Event()
         self._task: asyncio.Task[T] | None = None
         self._cancelled = False  # read and written on the loop thread only
+        # The caller's context variables (its trace span, its log ids) go with the coroutine.
+        self._context = contextvars.copy_context()
         loop.call_soon_threadsafe(self._start, coro)
 
     def _start(self, coro: Coroutine[Any, Any, T]) -> None:
@@ -51,7 +53,7 @@ class Call(Generic[T]):
             self._future.cancel()
             self._ended.set()
             return
-        self._task = self._loop.create_task(coro)
+        self._task = self._loop.create_task(coro, context=self._context)
         self._task.add_done_callback(self._finish)
 
     def _finish(self, task: asyncio.Task[T]) -> None:

@@ -21,6 +21,7 @@ from typing import Annotated, TypeVar
 
 from pydantic import Field
 
+from agents import telemetry
 from agents.errors import ToolError
 from agents.tools.context import ToolContext
 from agents.tools.registry import Tool, tool
@@ -63,8 +64,9 @@ def memory_search(
     """
     store = _store(ctx)
     where = MemoryFilter.seen_by(ctx.agent_id, ctx.user_id)
-    with _as_tool_error():
+    with _as_tool_error(), telemetry.memory_search(k, "tool") as span:
         hits = store.search(ctx.tenant_id, query, k=k, where=where)
+        span.set_attribute("agentmill.memory.results", len(hits))
     if not hits:
         return "no memories found"
     return "\n".join(

@@ -26,6 +26,7 @@ import queue
 from dataclasses import replace
 from typing import Any
 
+from agents import telemetry
 from agents.errors import ToolError, UnknownTool
 from agents.records import Run, Step, ToolCallRecord
 from agents.runs import approvals
@@ -118,11 +119,13 @@ def _run_together(
     async def one(call: ToolCallRecord, tool: Tool) -> None:
         key = idempotency_key(run, step.step, call.call_id)
         call_ctx = replace(ctx, tool_call_id=call.call_id, idempotency_key=key)
-        try:
-            result = await on_tool_threads(tool, threads).call(call_ctx, call.arguments)
-            finished.put((call, result, False))
-        except ToolError as exc:
-            finished.put((call, exc.message, True))
+        with telemetry.tool_call(call.name, call.call_id, step.step) as record:
+            try:
+                result = await on_tool_threads(tool, threads).call(call_ctx, call.arguments)
+                finished.put((call, result, False))
+            except ToolError as exc:
+                record.error(exc.message)
+                finished.put((call, exc.message, True))
 
     async def together() -> None:
         await asyncio.gather(*(one(call, tool) for call, tool in chunk))

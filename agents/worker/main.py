@@ -39,7 +39,9 @@ from agents.worker.sweeper import sweep_once
 from core.config import Settings, load_settings
 from core.connect import database_url
 from core.db import create_db_engine, transaction
+from core.metrics import serve_worker_metrics
 from core.periodic import Periodic
+from core.tracing import configure_tracing, flush_traces, instrument_engine
 from inference.bundled import served_model_id
 from inference.client.router import RouterClient
 from inference.embedder import SentenceTransformerEmbedder
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 
 SETTINGS = load_settings()
 DATABASE_URL = database_url(SETTINGS)
+configure_tracing(SETTINGS, "worker")  # before the app: Celery's signals carry the context
 app = make_celery(SETTINGS, DATABASE_URL)
 QUEUE = RunQueue(app)
 
@@ -72,6 +75,7 @@ def services() -> Services:
         connect_timeout_s=settings.db_connect_timeout_s,
         pool_size=settings.worker_concurrency + 2,
     )
+    instrument_engine(engine)
     memory = MemoryStore(engine, SentenceTransformerEmbedder(), settings)
     portal = Portal()
     return Services(
@@ -132,6 +136,8 @@ def heartbeat_safely(heartbeat: Heartbeat) -> None:
 @signals.worker_ready.connect
 def _start_periodic(**_: Any) -> None:
     svc = services()
+    if SETTINGS.worker_metrics_port is not None:
+        serve_worker_metrics(SETTINGS.worker_metrics_port)
     interval = SETTINGS.sweep_interval_s
     tasks = [
         Periodic("agentmill-sweeper", interval, lambda: sweep_once(svc.engine, QUEUE, interval))
@@ -172,6 +178,7 @@ def _start_periodic(**_: Any) -> None:
 def _stop_periodic(**_: Any) -> None:
     for task in _periodic:
         task.stop()
+    flush_traces()
     for deliverer in _deliverers:
         deliverer.stop()
     for heartbeat in _heartbeats:

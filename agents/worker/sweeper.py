@@ -19,6 +19,7 @@ import logging
 from sqlalchemy import Engine
 
 from agents.batches import lifecycle as batches
+from agents.metrics import SWEEPER_REQUEUES
 from agents.runs import approvals
 from agents.runs import store as run_store
 from agents.worker.queue import RunSender
@@ -44,11 +45,14 @@ def sweep_once(engine: Engine, queue: RunSender, interval_s: float) -> int:
         expired = approvals.expire_due(session)
     for run_id in [*due, *expired]:
         queue.enqueue_run(run_id)
+    SWEEPER_REQUEUES.labels("lost").inc(len(due))
+    SWEEPER_REQUEUES.labels("expired_approval").inc(len(expired))
     if due:
         log.info("sweeper re-queued %d run(s): %s", len(due), ", ".join(map(str, due)))
     if expired:
         log.info("sweeper denied the pending calls of %d run(s) whose wait expired", len(expired))
     started = batches.sweep(engine, queue.enqueue_run)
+    SWEEPER_REQUEUES.labels("batch").inc(started)
     if started:
         log.info("sweeper started %d run(s) of stalled batches", started)
     return len(due) + len(expired) + started

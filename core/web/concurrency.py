@@ -5,7 +5,7 @@ and so many in all, in this process. A request over either cap is refused with
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from types import TracebackType
 
 from core.errors import TooManyRequests
@@ -45,7 +45,16 @@ class Slot:
 class ConcurrencyLimit:
     """Counts open requests per key and in all; `acquire` refuses past `per_key` or `total`."""
 
-    def __init__(self, *, per_key: int, total: int, what: str = "open streams") -> None:
+    def __init__(
+        self,
+        *,
+        per_key: int,
+        total: int,
+        what: str = "open streams",
+        on_change: Callable[[int], object] | None = None,
+    ) -> None:
+        """`on_change` is told +1 for each admission and -1 for each release (a gauge's
+        `inc`: metrics of the open requests)."""
         if per_key < 1 or total < 1:
             raise ValueError("per_key and total must be at least 1")
         self.per_key = per_key
@@ -54,6 +63,7 @@ class ConcurrencyLimit:
         self._open: dict[Hashable, int] = {}
         self._count = 0
         self._lock = threading.Lock()  # admitted on the event loop, sync routes may use it too
+        self._on_change = on_change
 
     @property
     def open(self) -> int:
@@ -82,6 +92,8 @@ class ConcurrencyLimit:
                 )
             self._open[key] = held + 1
             self._count += 1
+        if self._on_change is not None:
+            self._on_change(1)
         return Slot(self, key)
 
     def _release(self, key: Hashable) -> None:
@@ -92,3 +104,5 @@ class ConcurrencyLimit:
             else:
                 self._open[key] = held
             self._count = max(0, self._count - 1)
+        if self._on_change is not None:
+            self._on_change(-1)

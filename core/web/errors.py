@@ -23,7 +23,9 @@ from core.errors import (
     TooManyRequests,
     UserError,
 )
+from core.log import bind
 from core.web.refusal_hold import RefusalHold
+from core.web.request_id import STATE_KEY as REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +191,27 @@ def _too_many_handler(hold: RefusalHold | None) -> Callable[[Request, Exception]
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # Starlette calls this outside the app's middleware, where the request's ids were bound.
+    with bind(request_id=getattr(request.state, REQUEST_ID_KEY, None)):
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal server error")
+
+
+def status_of(exc: BaseException, statuses: StatusMap | None = None) -> int:
+    """The HTTP status the handlers `install` registers answer `exc` with (for metrics that
+    count an error before it reaches them)."""
+    if isinstance(exc, TooManyRequests):
+        return 429
+    if isinstance(exc, UserError):
+        return _user_error_status(exc, statuses or {})
+    if isinstance(exc, StarletteHTTPException):
+        return exc.status_code
+    if isinstance(exc, RequestValidationError):
+        first = exc.errors()[:1]
+        return 400 if first and first[0].get("type") == "json_invalid" else 422
+    if isinstance(exc, DatabaseUnavailable | OperationalError | PoolTimeout):
+        return 503
+    return 500
 
 
 def install(

@@ -76,6 +76,15 @@ def _model_list(settings: Settings, local_model_id: str) -> list[dict[str, Any]]
     return models
 
 
+def _switch_on_callbacks(names: tuple[str, ...]) -> None:
+    """litellm's own observability callbacks (`langfuse`, `langsmith`, `otel`...), each
+    configured by its own environment variables; added once per process."""
+    for name in names:
+        for hooks in (litellm.success_callback, litellm.failure_callback):
+            if name not in hooks:
+                hooks.append(name)
+
+
 class RouterClient:
     """`ModelClient` over a litellm Router."""
 
@@ -86,6 +95,7 @@ class RouterClient:
             if route.fallbacks
         ]
         self.aliases = [LOCAL_ALIAS, *settings.models]
+        _switch_on_callbacks(settings.litellm_callbacks)
         self._counter = PromptCounter(
             local_alias=LOCAL_ALIAS,
             local_model_id=local_model_id,

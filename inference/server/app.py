@@ -109,15 +109,14 @@ def create_inference_app(
     async def chat_completions(
         body: ChatCompletionRequest, request: Request
     ) -> JSONResponse | StreamingResponse:
-        if body.model != engine.model_id:
-            metrics.requests.labels("chat", "404").inc()
-            raise UnknownModel(body.model, [engine.model_id])
         try:
+            if body.model != engine.model_id:
+                raise UnknownModel(body.model, [engine.model_id])
             completion = await completions.start_completion(body, engine, template)
         except Exception as exc:
-            metrics.requests.labels("chat", type(exc).__name__).inc()
+            metrics.count_error("chat", exc)
             raise
-        metrics.requests.labels("chat", "200").inc()
+        metrics.count("chat", 200)
         if body.stream:
             return completions.stream(completion, body, metrics)
         return await completions.respond(completion, request, metrics)
@@ -125,17 +124,28 @@ def create_inference_app(
     @app.post("/tokenize")
     async def tokenize_prompts(body: TokenizeRequest) -> dict[str, Any]:
         """Token counts with the model's own tokenizer (vLLM's shape; see server/tokenize.py)."""
-        if body.model is not None and body.model != engine.model_id:
-            metrics.requests.labels("tokenize", "404").inc()
-            raise UnknownModel(body.model, [engine.model_id])
-        counted = await run_in_threadpool(tokenize, body, engine, template)
-        metrics.requests.labels("tokenize", "200").inc()
+        try:
+            if body.model is not None and body.model != engine.model_id:
+                raise UnknownModel(body.model, [engine.model_id])
+            counted = await run_in_threadpool(tokenize, body, engine, template)
+        except Exception as exc:
+            metrics.count_error("tokenize", exc)
+            raise
+        metrics.count("tokenize", 200)
         return counted
 
     @app.post("/v1/embeddings")
     async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
+        try:
+            answer = await embed(body)
+        except Exception as exc:
+            metrics.count_error("embeddings", exc)
+            raise
+        metrics.count("embeddings", 200)
+        return answer
+
+    async def embed(body: EmbeddingRequest) -> dict[str, Any]:
         if embedder is None or body.model != embedder.model_id:
-            metrics.requests.labels("embeddings", "404").inc()
             raise UnknownModel(body.model, [embedder.model_id] if embedder else [])
         texts = body.texts()
         if len(texts) > MAX_EMBEDDING_INPUTS:
@@ -147,7 +157,6 @@ def create_inference_app(
             )
         vectors = await run_in_threadpool(embedder.embed, texts)
         tokens = await run_in_threadpool(embedder.count_tokens, texts)
-        metrics.requests.labels("embeddings", "200").inc()
         encode = _base64 if body.encoding_format == "base64" else (lambda v: v)
         return {
             "object": "list",

@@ -72,6 +72,7 @@ def serve(settings: Settings) -> int:
         host=settings.inference_host,
         port=settings.inference_port,
         log_level=settings.log_level.lower(),
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=5,
     )
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from core.web.errors import status_of
 from inference.engines.base import Engine
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -18,8 +19,14 @@ class ServerMetrics:
         r = self.registry
         self.requests = Counter(
             "agentmill_inference_requests",
-            "Requests by endpoint and outcome.",
+            "Requests by endpoint and HTTP status code.",
             ["endpoint", "status"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "agentmill_inference_request_errors",
+            "Requests that failed with an exception, by endpoint and its type.",
+            ["endpoint", "error"],
             registry=r,
         )
         self.prompt_tokens = Counter(
@@ -54,6 +61,15 @@ class ServerMetrics:
             "Prompt tokens the engine actually evaluated (the rest came from the prefix cache).",
             registry=r,
         )
+
+    def count(self, endpoint: str, status: int) -> None:
+        """One answered request (`status`: its HTTP status code)."""
+        self.requests.labels(endpoint, str(status)).inc()
+
+    def count_error(self, endpoint: str, exc: BaseException) -> None:
+        """One request that failed with `exc`: its status, and the exception's type."""
+        self.count(endpoint, status_of(exc))
+        self.errors.labels(endpoint, type(exc).__name__).inc()
 
     def observe_completion(
         self, prompt_tokens: int, completion_tokens: int, ttft_s: float, total_s: float

@@ -81,6 +81,9 @@ Case = Foreign | Scoped | Exempt
 CASES: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/healthz"): (Exempt("liveness probe, no authentication and no data"),),
     ("GET", "/readyz"): (Exempt("readiness probe, no authentication and no data"),),
+    ("GET", "/metrics"): (
+        Exempt("Prometheus metrics: counts and timings by route template, no tenant data"),
+    ),
     ("GET", "/v1/me"): (Exempt("describes the presented key only (tests/api/test_auth.py)"),),
     ("GET", "/openapi.json"): (Exempt("the API's schema, the same for everyone"),),
     ("GET", "/docs"): (Exempt("Swagger UI page, static"),),

@@ -62,6 +62,18 @@ def test_up_serves_prints_a_working_key_and_stops_clean(home: Path) -> None:
         assert revoked.returncode == 0, revoked.stderr
         assert _me(up.port, acme_key).status_code == 401
 
+        # The API's /metrics shows the host: its own requests and the worker's sweeps, from
+        # the metrics directory `up` gave both.
+        deadline = time.monotonic() + 40
+        while True:
+            text = httpx.get(f"http://127.0.0.1:{up.port}/metrics", timeout=10).text
+            if 'agentmill_sweeper_requeued_total{reason="lost"}' in text:
+                break
+            assert time.monotonic() < deadline, "the worker's metrics never reached the API's"
+            time.sleep(0.5)
+        assert 'route="/v1/me",status="401"' in text
+        assert list((home / "metrics").glob("counter_*.db"))
+
         children = up.descendants()
         assert len(children) >= 2  # the inference server and the API
     finally:

@@ -8,8 +8,10 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from prometheus_client import multiprocess
 
 from cli.errors import CrashLoop, StartupFailed
 from cli.supervisor import (
@@ -62,6 +64,35 @@ def test_a_killed_child_is_restarted_with_growing_backoff(children: list[Child])
         assert child.exit_code is None
     assert waits == [0.1, 0.2]
     assert supervisor.restarts == 2
+
+
+def test_a_dead_childs_live_metrics_are_dropped(children: list[Child], tmp_path: Path) -> None:
+    gauge = (
+        "from prometheus_client import Gauge; import time; "
+        "Gauge('open', 'Open now.', multiprocess_mode='livesum').set(1); time.sleep(120)"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    child = spawn(ChildSpec("api", [sys.executable, "-c", gauge], env))
+    children.append(child)
+    assert child.process is not None
+    pid = child.process.pid
+    written = tmp_path / f"gauge_livesum_{pid}.db"
+    deadline = time.monotonic() + 30
+    while not written.exists():
+        assert time.monotonic() < deadline, "the child wrote no metrics"
+        time.sleep(0.05)
+    ended: list[int] = []
+
+    def on_exit(pid: int) -> None:
+        ended.append(pid)
+        multiprocess.mark_process_dead(pid, str(tmp_path))  # type: ignore[no-untyped-call]
+
+    supervisor = Supervisor(children, FAST, on_exit=on_exit)
+    child.process.kill()
+    child.process.wait()
+    supervisor.tick()
+    assert ended == [pid]
+    assert not written.exists()
 
 
 def test_a_crash_loop_gives_up_with_the_reason(children: list[Child]) -> None:

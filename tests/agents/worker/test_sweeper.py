@@ -1,10 +1,12 @@
 """The sweeper re-queues runs whose worker died and runs whose queue message was lost, once
-per interval, and leaves healthy and finished runs alone."""
+per interval (counting them in `agentmill_sweeper_requeued_total{reason="lost"}`), and leaves
+healthy and finished runs alone."""
 
 from __future__ import annotations
 
 import time
 
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from agents.runs import store as run_store
@@ -15,6 +17,12 @@ from tests.agents.conftest import World
 from tests.api.support import RecordingQueue
 
 
+def _requeued(reason: str) -> float:
+    # agents.metrics defines it: imported by the sweeper, so registered by now.
+    value = REGISTRY.get_sample_value("agentmill_sweeper_requeued_total", {"reason": reason})
+    return value or 0.0
+
+
 def test_a_run_with_a_lapsed_lease_is_sent_again_once_per_interval(world: World) -> None:
     run = world.message("hello")
     with transaction(world.engine) as session:
@@ -22,9 +30,11 @@ def test_a_run_with_a_lapsed_lease_is_sent_again_once_per_interval(world: World)
         session.execute(text("UPDATE runs SET enqueued_at = now() - interval '1 hour'"))
     time.sleep(0.1)
     queue = RecordingQueue()
+    counted = _requeued("lost")
     assert sweep_once(world.engine, queue, interval_s=30) == 1
     assert queue.runs == [run.id]
     assert sweep_once(world.engine, queue, interval_s=30) == 0  # just sent: not again yet
+    assert _requeued("lost") == counted + 1
 
     world.executor(ScriptedModel([text_reply("hi")]), owner="new").execute(run.id)
     assert world.run(run.id).status == "succeeded"
