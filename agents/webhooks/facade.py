@@ -56,20 +56,30 @@ class Webhooks:
     def deliveries(
         self,
         tenant_id: uuid.UUID,
-        webhook_id: uuid.UUID,
+        webhook_id: uuid.UUID | None,
         *,
         status: str | None,
         limit: int,
         before: TimeKey | None,
+        run_id: uuid.UUID | None = None,
+        batch_id: uuid.UUID | None = None,
     ) -> list[Delivery]:
-        """The endpoint's deliveries newest first, with their attempts."""
+        """The endpoint's deliveries (None: the per-request webhooks') newest first, with
+        their attempts."""
         with transaction(self.engine) as session:
             return store.list_deliveries(
-                session, tenant_id, webhook_id, status=status, limit=limit, before=before
+                session,
+                tenant_id,
+                webhook_id,
+                status=status,
+                limit=limit,
+                before=before,
+                run_id=run_id,
+                batch_id=batch_id,
             )
 
     def redeliver(
-        self, tenant_id: uuid.UUID, webhook_id: uuid.UUID, delivery_id: uuid.UUID
+        self, tenant_id: uuid.UUID, webhook_id: uuid.UUID | None, delivery_id: uuid.UUID
     ) -> Delivery:
         """Send a delivery again now."""
         with transaction(self.engine) as session:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -130,20 +130,33 @@ def delete_webhook(session: Session, tenant_id: uuid.UUID, webhook_id: uuid.UUID
     session.delete(_row(session, tenant_id, webhook_id))
 
 
+def _of_target(session: Session, tenant_id: uuid.UUID, webhook_id: uuid.UUID | None) -> Any:
+    """The condition on deliveries of one endpoint (NotFound for another tenant's), or with
+    `webhook_id` None of the tenant's per-request webhooks."""
+    if webhook_id is None:
+        return and_(DeliveryRow.tenant_id == tenant_id, DeliveryRow.webhook_id.is_(None))
+    _row(session, tenant_id, webhook_id)
+    return and_(DeliveryRow.tenant_id == tenant_id, DeliveryRow.webhook_id == webhook_id)
+
+
 def list_deliveries(
     session: Session,
     tenant_id: uuid.UUID,
-    webhook_id: uuid.UUID,
+    webhook_id: uuid.UUID | None,
     *,
     status: str | None,
     limit: int,
     before: TimeKey | None,
+    run_id: uuid.UUID | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> list[Delivery]:
-    """The endpoint's deliveries newest first, each with its attempts."""
-    _row(session, tenant_id, webhook_id)
-    query = select(DeliveryRow).where(
-        DeliveryRow.webhook_id == webhook_id, DeliveryRow.tenant_id == tenant_id
-    )
+    """The endpoint's deliveries (`webhook_id` None: the per-request webhooks'), newest
+    first, each with its attempts; only one run's or batch's with `run_id`, `batch_id`."""
+    query = select(DeliveryRow).where(_of_target(session, tenant_id, webhook_id))
+    if run_id is not None:
+        query = query.where(DeliveryRow.run_id == run_id)
+    if batch_id is not None:
+        query = query.where(DeliveryRow.batch_id == batch_id)
     if status is not None:
         query = query.where(DeliveryRow.status == status)
     if before is not None:
@@ -165,19 +178,13 @@ def list_deliveries(
 
 
 def redeliver(
-    session: Session, tenant_id: uuid.UUID, webhook_id: uuid.UUID, delivery_id: uuid.UUID
+    session: Session, tenant_id: uuid.UUID, webhook_id: uuid.UUID | None, delivery_id: uuid.UUID
 ) -> Delivery:
     """Send a delivery again now, with the same event id (a failed one is retried again for
-    the usual period from now)."""
-    _row(session, tenant_id, webhook_id)
+    the usual period from now); `webhook_id` None: a per-request webhook's delivery."""
+    target = _of_target(session, tenant_id, webhook_id)
     row = session.scalar(
-        select(DeliveryRow)
-        .where(
-            DeliveryRow.id == delivery_id,
-            DeliveryRow.webhook_id == webhook_id,
-            DeliveryRow.tenant_id == tenant_id,
-        )
-        .with_for_update()
+        select(DeliveryRow).where(DeliveryRow.id == delivery_id, target).with_for_update()
     )
     if row is None:
         raise NotFound("delivery", str(delivery_id))

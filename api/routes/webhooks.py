@@ -4,6 +4,7 @@ key of per-request webhooks (tenant-scoped; another tenant's are 404)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
@@ -83,6 +84,41 @@ def get_request_secret(principal: PrincipalDep, hooks: WebhooksDep) -> SigningKe
     if created_at is None:
         raise NotFound("request signing key", "request-secret")
     return SigningKeyPublic(created_at=created_at)
+
+
+@router.get("/request-deliveries")
+def list_request_deliveries(
+    principal: PrincipalDep,
+    hooks: WebhooksDep,
+    run_id: Annotated[uuid.UUID | None, Query(description="Only this run's.")] = None,
+    batch_id: Annotated[uuid.UUID | None, Query(description="Only this batch's.")] = None,
+    status_: Annotated[
+        Literal["pending", "succeeded", "failed"] | None, Query(alias="status")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[DeliveryPublic]:
+    """The deliveries of per-request webhooks (a message's or a batch's `webhook_url`),
+    newest first, each with its attempts."""
+    before = decode_cursor(cursor) if cursor is not None else None
+    found = hooks.deliveries(
+        principal.tenant_id,
+        None,
+        status=status_,
+        limit=limit + 1,
+        before=before,
+        run_id=run_id,
+        batch_id=batch_id,
+    )
+    return keyset_page(found, limit, by_time, DeliveryPublic.of)
+
+
+@router.post("/request-deliveries/{delivery_id}/redeliver", responses=error_responses(404))
+def redeliver_request(
+    principal: PrincipalDep, delivery_id: DeliveryId, hooks: WebhooksDep
+) -> DeliveryPublic:
+    """Send a per-request webhook's delivery again now, with the same event id."""
+    return DeliveryPublic.of(hooks.redeliver(principal.tenant_id, None, delivery_id))
 
 
 @router.get("/{webhook_id}", responses=error_responses(404))

@@ -159,6 +159,13 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
     # B's own key is made or replaced; A's stays as it was.
     ("POST", "/v1/webhooks/request-secret"): (Scoped(201),),
     ("GET", "/v1/webhooks/request-secret"): (Scoped(200),),
+    ("GET", "/v1/webhooks/request-deliveries"): (
+        Scoped(200, shows=lambda w: w.b["request_delivery_id"]),
+        Scoped(200, params=lambda w: {"run_id": w.a["finished_run_id"]}),
+    ),
+    ("POST", "/v1/webhooks/request-deliveries/{delivery_id}/redeliver"): (
+        Foreign(ids={"delivery_id": "request_delivery_id"}),
+    ),
     # schedules
     ("POST", "/v1/schedules"): (
         Foreign(
@@ -324,7 +331,9 @@ def _resources(
         201,
     )
     messages = f"/v1/sessions/{chat['id']}/messages"
-    finished = _ok(client.post(messages, json={"content": f"{marker} first"}, headers=headers))
+    _ok(client.post("/v1/webhooks/request-secret", headers=headers), 201)
+    first = {"content": f"{marker} first", "webhook_url": "https://hooks.example.com/one"}
+    finished = _ok(client.post(messages, json=first, headers=headers))
     support.start(engine, finished["id"])
     support.event(engine, finished["id"], StepStarted(step=1, attempt=1))
     support.finish(engine, finished["id"], output=f"{marker} answer")
@@ -365,7 +374,7 @@ def _resources(
         201,
     )
     deliveries = _ok(client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=headers))
-    _ok(client.post("/v1/webhooks/request-secret", headers=headers), 201)
+    per_request = _ok(client.get("/v1/webhooks/request-deliveries", headers=headers))
     schedule = _ok(
         client.post(
             "/v1/schedules",
@@ -380,6 +389,7 @@ def _resources(
         201,
     )
     return {
+        "request_delivery_id": per_request["data"][0]["id"],
         "schedule_id": schedule["id"],
         "webhook_id": hook["id"],
         "delivery_id": deliveries["data"][0]["id"],

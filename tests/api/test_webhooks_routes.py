@@ -3,6 +3,7 @@ checks of where deliveries may go, deliveries listed with their attempts, redeli
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -105,7 +106,7 @@ def test_deliveries_are_listed_and_can_be_sent_again(
 
 
 def test_per_request_webhooks_need_the_request_signing_key(
-    client: TestClient, auth: Headers, session_id: str, agent_id: str
+    client: TestClient, auth: Headers, session_id: str, agent_id: str, engine: Engine
 ) -> None:
     assert client.get("/v1/webhooks/request-secret", headers=auth).status_code == 404
     message = {"content": "hi", "webhook_url": URL}
@@ -127,6 +128,22 @@ def test_per_request_webhooks_need_the_request_signing_key(
     run = client.post(f"/v1/sessions/{session_id}/messages", json=message, headers=auth)
     assert run.status_code == 202, run.text
     assert run.json()["webhook_url"] == URL
+    support.start(engine, run.json()["id"])
+    support.finish(engine, run.json()["id"], output="done")
+    listed = client.get(
+        "/v1/webhooks/request-deliveries", params={"run_id": run.json()["id"]}, headers=auth
+    ).json()
+    (delivery,) = listed["data"]
+    assert (delivery["webhook_id"], delivery["url"]) == (None, URL)
+    assert delivery["event_type"] == "run.succeeded"
+    assert delivery["payload"]["data"]["output"] == "done"
+    again = client.post(f"/v1/webhooks/request-deliveries/{delivery['id']}/redeliver", headers=auth)
+    assert again.status_code == 200, again.text
+    assert again.json()["event_id"] == delivery["event_id"]
+    other = client.get(
+        "/v1/webhooks/request-deliveries", params={"batch_id": str(uuid.uuid4())}, headers=auth
+    )
+    assert other.json()["data"] == []
     private = {"content": "hi", "webhook_url": "http://10.0.0.5/in", "queue": True}
     bad = client.post(f"/v1/sessions/{session_id}/messages", json=private, headers=auth)
     assert bad.status_code == 422

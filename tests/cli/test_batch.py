@@ -149,7 +149,7 @@ def test_status_lists_the_counts_and_usage() -> None:
 def quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`main` in this process: no key file, logging left alone."""
     monkeypatch.setenv("AGENTMILL_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(cli, "configure_logging", lambda _level: None)
+    monkeypatch.setattr(cli, "configure_logging", lambda *_: None)
 
 
 @pytest.mark.usefixtures("quiet")

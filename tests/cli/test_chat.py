@@ -281,7 +281,7 @@ def quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AGENTMILL_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("AGENTMILL_API_KEY", raising=False)
     monkeypatch.delenv("AGENTMILL_BASE_URL", raising=False)
-    monkeypatch.setattr(cli, "configure_logging", lambda _level: None)
+    monkeypatch.setattr(cli, "configure_logging", lambda *_: None)
 
 
 @pytest.mark.usefixtures("quiet")

@@ -16,7 +16,7 @@ from core.errors import UserError
 def quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`main` in this process: no key file, logging left alone."""
     monkeypatch.setenv("AGENTMILL_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(cli, "configure_logging", lambda _level: None)
+    monkeypatch.setattr(cli, "configure_logging", lambda *_: None)
 
 
 def test_a_schedule_is_named_by_its_id() -> None:

@@ -99,10 +99,15 @@ def test_trace_ids_of_the_current_span() -> None:
 
 
 def test_access_lines_lose_their_query_string(
-    restore_logging: None, capsys: pytest.CaptureFixture[str]
+    restore_logging: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     configure_logging("INFO", "json")
     access = logging.getLogger("uvicorn.access")
+    # A uvicorn started earlier in this process (with its own logging config) may have given
+    # the logger a handler of its own and stopped it propagating, as `agentmill api` does not.
+    monkeypatch.setattr(access, "propagate", True)
+    monkeypatch.setattr(access, "handlers", [])
+    monkeypatch.setattr(access, "level", logging.NOTSET)
     path = "/v1/agents/a1/memories?query=my+secret+plans"
     access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200)
     (line,) = _lines(capsys.readouterr().err)

@@ -71,3 +71,6 @@ def test_per_request_webhooks_through_the_sdk(api_url: str, api_key: str) -> Non
         assert (shown.secret, shown.created_at) == (None, key.created_at)
         batch = am.batches.create(agent.id, ["q"], webhook_url="https://hooks.example.com/batch")
         assert batch.webhook_url == "https://hooks.example.com/batch"
+        assert am.webhooks.request_deliveries(batch_id=batch.id).data == []  # not ended yet
+        with pytest.raises(agentmill.NotFoundError):
+            am.webhooks.redeliver_request("00000000-0000-0000-0000-000000000000")

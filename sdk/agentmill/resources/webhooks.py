@@ -55,6 +55,24 @@ def _page(path: str, limit: int, cursor: str | None, **extra: str | None) -> Cal
     return Call("GET", path, params=params)
 
 
+def request_deliveries_call(
+    run_id: uuid.UUID | str | None,
+    batch_id: uuid.UUID | str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Call:
+    """GET /v1/webhooks/request-deliveries with its filters."""
+    return _page(
+        "/v1/webhooks/request-deliveries",
+        limit,
+        cursor,
+        run_id=str(run_id) if run_id is not None else None,
+        batch_id=str(batch_id) if batch_id is not None else None,
+        status=status,
+    )
+
+
 def _changes(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not _UNSET}
 
@@ -148,6 +166,25 @@ class Webhooks:
         except NotFoundError:
             return None
 
+    def request_deliveries(
+        self,
+        *,
+        run_id: uuid.UUID | str | None = None,
+        batch_id: uuid.UUID | str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[WebhookDelivery]:
+        """One page of the per-request webhooks' deliveries (a message's or a batch's
+        `webhook_url`), newest first, with their attempts."""
+        call = request_deliveries_call(run_id, batch_id, status, limit, cursor)
+        return Page[WebhookDelivery].model_validate(self._http.send(call).json())
+
+    def redeliver_request(self, delivery_id: uuid.UUID | str) -> WebhookDelivery:
+        """Send a per-request webhook's delivery again now, with the same event id."""
+        call = Call("POST", f"/v1/webhooks/request-deliveries/{delivery_id}/redeliver")
+        return WebhookDelivery.model_validate(self._http.send(call).json())
+
 
 class AsyncWebhooks:
     """The tenant's webhook endpoints (async)."""
@@ -223,3 +260,21 @@ class AsyncWebhooks:
             return RequestSecret.model_validate((await self._http.send(GET_SECRET)).json())
         except NotFoundError:
             return None
+
+    async def request_deliveries(
+        self,
+        *,
+        run_id: uuid.UUID | str | None = None,
+        batch_id: uuid.UUID | str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[WebhookDelivery]:
+        """One page of the per-request webhooks' deliveries (see `Webhooks`)."""
+        call = request_deliveries_call(run_id, batch_id, status, limit, cursor)
+        return Page[WebhookDelivery].model_validate((await self._http.send(call)).json())
+
+    async def redeliver_request(self, delivery_id: uuid.UUID | str) -> WebhookDelivery:
+        """Send a per-request webhook's delivery again now."""
+        call = Call("POST", f"/v1/webhooks/request-deliveries/{delivery_id}/redeliver")
+        return WebhookDelivery.model_validate((await self._http.send(call)).json())
