@@ -15,14 +15,34 @@ LLAMA_ARGS  := $(shell $(PYTHON) scripts/llama_cmake_args.py $(LLAMA_CPU))
 LLAMA_PIN   := $(shell grep -i '^llama.cpp.python==' requirements.lock)
 LLAMA_STAMP := $(VENV)/.llama-$(shell echo '$(LLAMA_PIN) $(LLAMA_ARGS)' | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint fuzz install lock clean
+.PHONY: run test lint fuzz install lock clean browser ui-vendor ui-screenshots
 
 run: $(STAMP)
 	$(BIN)/agentmill up
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(MAKE) lint
 	$(BIN)/pytest
+
+# Debian's Chromium, which the dashboard's browser tests (tests/api/ui) drive with Playwright:
+# installed once (as root, or through sudo). AGENTMILL_CHROMIUM names another browser instead.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$AGENTMILL_CHROMIUM" ] || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $$sudo apt-get install -y -q --no-install-recommends chromium >/dev/null || \
+	  { $$sudo apt-get update -q >/dev/null && \
+	    $$sudo apt-get install -y -q --no-install-recommends chromium >/dev/null; } || \
+	  echo "make: could not install chromium: the browser tests skip (and fail in CI)"; }
+
+# The dashboard's vendored libraries (api/ui/static/vendor, committed) from ui/package-lock.json.
+ui-vendor:
+	cd ui && npm ci --ignore-scripts --no-audit --no-fund
+	scripts/vendor_ui.sh
+
+# The screenshots in docs/ui.md, taken by the browser tests on the live stack.
+ui-screenshots: $(STAMP) browser
+	AGENTMILL_UI_SCREENSHOTS=docs/ui $(BIN)/pytest tests/api/ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

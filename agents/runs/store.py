@@ -32,6 +32,7 @@ from agents.records import (
     CalledTool,
     Message,
     Run,
+    RunFilter,
     RunStatus,
     Step,
     StepDecision,
@@ -302,6 +303,37 @@ def list_runs(
     the previous page."""
     agent_store.get_session(session, tenant_id, session_id)
     query = select(RunRow).where(RunRow.session_id == session_id, RunRow.tenant_id == tenant_id)
+    if before is not None:
+        query = query.where(tuple_(RunRow.created_at, RunRow.id) < tuple_(*before))
+    order = (RunRow.created_at.desc(), RunRow.id.desc())
+    rows = session.scalars(query.order_by(*order).limit(limit)).all()
+    return [_with_action(session, row) for row in rows]
+
+
+def list_tenant_runs(
+    session: Session,
+    tenant_id: uuid.UUID,
+    where: RunFilter,
+    *,
+    limit: int = 50,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[Run]:
+    """The tenant's runs matching `where`, newest first, `limit` of them after the
+    (created_at, id) cursor of the previous page."""
+    query = select(RunRow).where(RunRow.tenant_id == tenant_id)
+    if where.status is not None:
+        query = query.where(RunRow.status == where.status)
+    if where.agent_id is not None:
+        query = query.where(RunRow.agent_id == where.agent_id)
+    if where.session_id is not None:
+        query = query.where(RunRow.session_id == where.session_id)
+    if where.batch_id is not None:
+        query = query.where(RunRow.batch_id == where.batch_id)
+    if where.user_id is not None:
+        of_user = select(SessionRow.id).where(
+            SessionRow.tenant_id == tenant_id, SessionRow.user_id == where.user_id
+        )
+        query = query.where(RunRow.session_id.in_(of_user))
     if before is not None:
         query = query.where(tuple_(RunRow.created_at, RunRow.id) < tuple_(*before))
     order = (RunRow.created_at.desc(), RunRow.id.desc())

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
+from agents.records import RunFilter, RunStatus
 from api import dispatch
 from api.deps import (
     EngineDep,
@@ -18,7 +20,7 @@ from api.deps import (
     RunsDep,
 )
 from api.idempotency import IdempotentDep
-from api.schemas.common import Page
+from api.schemas.common import Cursor, Limit, Page, by_time, decode_cursor, keyset_page
 from api.schemas.runs import MAX_EVENT_SEQ, ApprovalsCreate, RunPublic, StepPublic
 from api.streaming import fetch_run, sse_response
 from core.web.errors import error_responses
@@ -26,6 +28,31 @@ from core.web.errors import error_responses
 router = APIRouter(
     prefix="/v1/runs", tags=["runs"], responses=error_responses(401, 404, 422, 429, 503)
 )
+
+
+@router.get("")
+def list_runs(
+    principal: PrincipalDep,
+    runs: RunsDep,
+    status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
+    agent_id: Annotated[uuid.UUID | None, Query(description="Only this agent's runs.")] = None,
+    user_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=256, description="Only runs in this end user's sessions."),
+    ] = None,
+    session_id: Annotated[uuid.UUID | None, Query(description="Only this session's runs.")] = None,
+    batch_id: Annotated[uuid.UUID | None, Query(description="Only this batch's runs.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[RunPublic]:
+    """The tenant's runs, newest first, `limit` per page, filtered by any of status, agent,
+    end user, session and batch. An id of another tenant's (or none) matches no run."""
+    where = RunFilter(
+        status=status, agent_id=agent_id, user_id=user_id, session_id=session_id, batch_id=batch_id
+    )
+    before = decode_cursor(cursor) if cursor is not None else None
+    found = runs.of_tenant(principal.tenant_id, where, limit=limit + 1, before=before)
+    return keyset_page(found, limit, by_time, RunPublic.of)
 
 
 @router.get("/{run_id}")

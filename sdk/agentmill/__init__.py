@@ -64,6 +64,7 @@ from agentmill.models import (
 from agentmill.resources.agents import ApprovalParams, McpServerParams, MemoryParams
 from agentmill.resources.batches import BatchItemParams
 from agentmill.resources.memories import MemoryFilters
+from agentmill.resources.runs import RunFilter
 from agentmill.retry import RetryPolicy
 from agentmill.schedule_models import Schedule, ScheduleFire
 from agentmill.stream import AsyncEventStream, EventStream
@@ -121,6 +122,7 @@ __all__ = [
     "RetryPolicy",
     "Run",
     "RunEvent",
+    "RunFilter",
     "RunFinishedEvent",
     "RunQueuedEvent",
     "RunReleasedEvent",

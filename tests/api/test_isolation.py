@@ -87,8 +87,10 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/v1/me"): (Exempt("describes the presented key only (tests/api/test_auth.py)"),),
     ("GET", "/openapi.json"): (Exempt("the API's schema, the same for everyone"),),
     ("GET", "/docs"): (Exempt("Swagger UI page, static"),),
-    ("GET", "/docs/oauth2-redirect"): (Exempt("Swagger UI page, static"),),
-    ("GET", "/redoc"): (Exempt("ReDoc page, static"),),
+    ("GET", "/ui"): (Exempt("redirect to the dashboard's static page"),),
+    ("WEBSOCKET", "/ui"): (
+        Exempt("the dashboard's static files (a mount: HTML, JS, CSS), no tenant data"),
+    ),
     # agents
     ("POST", "/v1/agents"): (
         # Names are unique per tenant: A's name taken must not be a 409 that reveals it.
@@ -119,6 +121,12 @@ CASES: dict[tuple[str, str], tuple[Case, ...]] = {
         Foreign(body=lambda w: {"content": "hello", "wait": True, "timeout_s": 1}),
     ),
     # runs
+    ("GET", "/v1/runs"): (
+        Scoped(200, shows=lambda w: w.b["run_id"]),
+        Scoped(200, params=lambda w: {"agent_id": w.a["agent_id"]}),
+        Scoped(200, params=lambda w: {"session_id": w.a["session_id"], "user_id": USER}),
+        Scoped(200, params=lambda w: {"batch_id": w.a["batch_id"]}),
+    ),
     ("GET", "/v1/runs/{run_id}"): (Foreign(),),
     ("GET", "/v1/runs/{run_id}/steps"): (Foreign(ids={"run_id": "finished_run_id"}),),
     # A finished run: were the stream served, it would end rather than hang the test.

@@ -332,3 +332,70 @@ def test_approvals_for_unknown_calls_other_tenants_and_runs_not_waiting(
     cancelled = client.post(f"/v1/runs/{run_id}/cancel", headers=auth).json()
     assert cancelled["status"] == "cancelled"
     assert client.post(url, json=approve, headers=auth).status_code == 409
+
+
+def _listed(client: TestClient, auth: Headers, **params: str | int) -> list[str]:
+    response = client.get("/v1/runs", params=params, headers=auth)
+    assert response.status_code == 200, response.text
+    return [run["id"] for run in response.json()["data"]]
+
+
+def test_the_tenants_runs_newest_first_filtered(
+    client: TestClient, auth: Headers, other_auth: Headers, agent_id: str, engine: Engine
+) -> None:
+    def session_of(agent: str, user: str) -> str:
+        made = client.post(f"/v1/agents/{agent}/sessions", json={"user_id": user}, headers=auth)
+        ident: str = made.json()["id"]
+        return ident
+
+    other_agent = client.post("/v1/agents", json={"name": "other"}, headers=auth).json()["id"]
+    ann, bob = session_of(agent_id, "ann"), session_of(other_agent, "bob")
+    first = _start_run(client, auth, ann)
+    support.start(engine, first)
+    support.finish(engine, first, output="done")
+    second = _start_run(client, auth, ann)  # queued
+    third = _start_run(client, auth, bob)
+    assert _listed(client, auth) == [third, second, first]
+    assert _listed(client, auth, status="succeeded") == [first]
+    assert _listed(client, auth, status="queued") == [third, second]
+    assert _listed(client, auth, agent_id=agent_id) == [second, first]
+    assert _listed(client, auth, user_id="bob") == [third]
+    assert _listed(client, auth, user_id="ann", status="queued") == [second]
+    assert _listed(client, auth, session_id=bob) == [third]
+    assert _listed(client, auth, user_id="nobody") == []
+    # Another tenant sees none of them, even naming acme's agent or end user.
+    assert _listed(client, other_auth) == []
+    assert _listed(client, other_auth, agent_id=agent_id, user_id="ann") == []
+
+
+def test_runs_are_listed_a_page_at_a_time(
+    client: TestClient, auth: Headers, agent_id: str, engine: Engine
+) -> None:
+    made = []
+    for user in ("a", "b", "c"):
+        chat = client.post(f"/v1/agents/{agent_id}/sessions", json={"user_id": user}, headers=auth)
+        made.append(_start_run(client, auth, chat.json()["id"]))
+    page = client.get("/v1/runs", params={"limit": 2}, headers=auth).json()
+    assert [run["id"] for run in page["data"]] == made[:0:-1]
+    rest = client.get(
+        "/v1/runs", params={"limit": 2, "cursor": page["next_cursor"]}, headers=auth
+    ).json()
+    assert ([run["id"] for run in rest["data"]], rest["next_cursor"]) == ([made[0]], None)
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"status": "done"}, "status"),
+        ({"agent_id": "not-a-uuid"}, "agent_id"),
+        ({"user_id": ""}, "user_id"),
+        ({"limit": 0}, "limit"),
+        ({"cursor": "garbage"}, "cursor"),
+    ],
+)
+def test_a_bad_runs_filter_is_a_422_naming_it(
+    client: TestClient, auth: Headers, params: dict[str, str | int], param: str
+) -> None:
+    response = client.get("/v1/runs", params=params, headers=auth)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["param"] == param

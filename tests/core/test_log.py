@@ -18,11 +18,14 @@ from core.log import JsonFormatter, annotate, bind, configure_logging, current_i
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def _lines(err: str) -> list[dict[str, object]]:
@@ -99,15 +102,15 @@ def test_trace_ids_of_the_current_span() -> None:
 
 
 def test_access_lines_lose_their_query_string(
-    restore_logging: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # As a uvicorn started earlier in this process with its own (text) logging config leaves
+    # them: JSON logging takes uvicorn's loggers back.
+    for name in ("uvicorn", "uvicorn.access"):
+        logging.getLogger(name).addHandler(logging.StreamHandler())
+        logging.getLogger(name).propagate = False
     configure_logging("INFO", "json")
     access = logging.getLogger("uvicorn.access")
-    # A uvicorn started earlier in this process (with its own logging config) may have given
-    # the logger a handler of its own and stopped it propagating, as `agentmill api` does not.
-    monkeypatch.setattr(access, "propagate", True)
-    monkeypatch.setattr(access, "handlers", [])
-    monkeypatch.setattr(access, "level", logging.NOTSET)
     path = "/v1/agents/a1/memories?query=my+secret+plans"
     access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200)
     (line,) = _lines(capsys.readouterr().err)

@@ -73,6 +73,7 @@ def test_the_surface_is_the_documented_one() -> None:
         "RetryPolicy",
         "Run",
         "RunEvent",
+        "RunFilter",
         "RunFinishedEvent",
         "RunQueuedEvent",
         "RunReleasedEvent",

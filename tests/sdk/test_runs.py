@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+from agentmill import RunFilter
 
 from tests.sdk.fakes import (
+    AGENT_ID,
     RUN_ID,
     Server,
     answer,
+    async_client,
     client,
     dropping,
     event_stream,
@@ -73,3 +78,30 @@ def test_get_steps_and_wait() -> None:
     steps = runs.steps(RUN_ID)
     assert steps[0].tool_calls[0].result is None
     assert runs.wait(RUN_ID, timeout_s=10).output == "hello"
+
+
+def test_list_sends_the_filter_and_follows_the_cursor() -> None:
+    server = Server(
+        [
+            answer(200, {"data": [run_body("failed")], "next_cursor": "c1"}),
+            answer(200, {"data": [run_body("failed")], "next_cursor": None}),
+        ]
+    )
+    where = RunFilter(status="failed", agent_id=AGENT_ID, user_id="ann")
+    got = list(client(server).runs.list(where, limit=1))
+    assert [run.status for run in got] == ["failed", "failed"]
+    first, second = (dict(r.url.params) for r in server.requests)
+    assert first == {"limit": "1", "status": "failed", "agent_id": str(AGENT_ID), "user_id": "ann"}
+    assert second == {**first, "cursor": "c1"}
+    assert {r.url.path for r in server.requests} == {"/v1/runs"}
+
+
+def test_async_list_without_a_filter() -> None:
+    server = Server([answer(200, {"data": [run_body()], "next_cursor": None})])
+
+    async def listed() -> list[str]:
+        async with async_client(server) as api:
+            return [run.status async for run in api.runs.list()]
+
+    assert asyncio.run(listed()) == ["succeeded"]
+    assert dict(server.requests[0].url.params) == {"limit": "50"}
