@@ -97,6 +97,45 @@ def test_create_an_agent_chat_with_a_tool_and_open_the_run(
     assert problems.found == []
 
 
+def test_a_tool_call_approved_in_the_playground(
+    page: Page, live_url: str, api_key: str, problems: Problems
+) -> None:
+    agent = _rest(
+        live_url,
+        api_key,
+        "POST",
+        "/v1/agents",
+        {
+            "name": "careful",
+            "instructions": "Use the calculator for arithmetic.",
+            "tools": ["calculator"],
+            "tool_choice": "required",
+            "approval": {"tools": ["calculator"], "timeout_s": 600},
+            "max_steps": 2,
+            "memory": {"extract_facts": False, "save_episodes": False},
+        },
+    )
+    sign_in(page, live_url, api_key)
+    page.goto(f"{live_url}/ui/#/chat/{agent['id']}")
+    page.get_by_role("button", name="New session").click()
+    page.get_by_label("Message", exact=True).fill("Please compute 12*7 with the calculator.")
+    page.get_by_role("button", name="Send").click()
+    decision = page.get_by_role("group", name="Decision on calculator")
+    decision.wait_for(timeout=MODEL_WAIT_MS)
+    expect(decision).to_contain_text("Approve this tool call?")
+    screenshot(page, "approval")
+    decision.get_by_role("button", name="Approve").click()
+    # The run goes on with the call approved: it runs, and its result shows inline.
+    expect(page.locator(".turn .tool-call .tool-name", has_text="calculator").first).to_be_visible()
+    expect(page.locator(".tool-call", has_text="Result").first).to_be_visible(timeout=MODEL_WAIT_MS)
+    expect(page.get_by_role("button", name="Send")).to_be_visible(timeout=MODEL_WAIT_MS)
+    runs = _rest(live_url, api_key, "GET", f"/v1/runs?agent_id={agent['id']}")["data"]
+    steps = _rest(live_url, api_key, "GET", f"/v1/runs/{runs[0]['id']}/steps")["data"]
+    assert steps[0]["tool_calls"][0]["approval"] == "approved"
+    assert steps[0]["tool_calls"][0]["result"] is not None
+    assert problems.found == []
+
+
 # Records every text the live turn's streamed paragraph shows, before the page loads.
 _WATCH_STREAM = """
 window.streamed = [];

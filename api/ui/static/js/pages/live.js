@@ -39,9 +39,12 @@ export function fold(turn, { id, event, data }) {
         next.pending = left.length ? { ...turn.pending, calls: left } : null;
       }
       return next;
-    case "run.requires_action":
+    case "run.requires_action": {
       next.pending = { step: data.step, calls: data.calls, expires_at: data.expires_at };
+      const waiting = new Set(data.calls.map((call) => call.call_id));
+      next.calls = turn.calls.map((call) => (waiting.has(call.call_id) ? { ...call, approval: "awaiting decision" } : call));
       return next;
+    }
     case "run.waiting":
       next.waiting = data.message;
       return next;
