@@ -26,6 +26,7 @@ import openai
 from litellm.exceptions import ContentPolicyViolationError, ContextWindowExceededError
 from litellm.router import Router
 from litellm.types.router import RouterRateLimitError, RouterRateLimitErrorBasic
+from opentelemetry import propagate
 
 from core.config import Settings
 from inference.client.counting import PromptCounter, UnusableAnswer
@@ -160,6 +161,12 @@ class RouterClient:
             value = getattr(request, name)
             if value is not None:
                 kwargs[name] = value
+        # The current trace context (W3C traceparent), so a traced inference server continues
+        # this call's trace whatever HTTP client litellm uses; empty with tracing off.
+        trace_headers: dict[str, str] = {}
+        propagate.inject(trace_headers)
+        if trace_headers:
+            kwargs["extra_headers"] = trace_headers
         if on_delta is None:
             response = await self._router.acompletion(**kwargs)
             return _result(response, request.model)

@@ -33,6 +33,7 @@ from inference.engines.base import (
 from inference.errors import OutputInvalid, PromptError, SchemaError
 from inference.server.chat_template import ChatTemplate
 from inference.server.metrics import ServerMetrics
+from inference.server.telemetry import record_generation
 from inference.wire import ChatCompletionRequest
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,20 @@ async def start_completion(
         first=first,
         started=started,
     )
+
+
+def _finished(
+    completion: Completion, done: Finished, metrics: ServerMetrics, *, streamed: bool
+) -> None:
+    """Account for a finished generation: its metrics and its span."""
+    metrics.observe_completion(
+        done.prompt_tokens,
+        done.completion_tokens,
+        done.time_to_first_token_s,
+        time.monotonic() - completion.started,
+    )
+    kind = completion.constraint.kind if completion.constraint is not None else None
+    record_generation(completion.model, completion.started, done, kind, streamed)
 
 
 def _usage(done: Finished) -> dict[str, Any]:
@@ -158,12 +173,7 @@ async def respond(completion: Completion, request: Request, metrics: ServerMetri
         await completion.events.aclose()  # type: ignore[attr-defined]
     if done is None:
         return JSONResponse({"error": {"type": "cancelled", "message": "client went away"}}, 499)
-    metrics.observe_completion(
-        done.prompt_tokens,
-        done.completion_tokens,
-        done.time_to_first_token_s,
-        time.monotonic() - completion.started,
-    )
+    _finished(completion, done, metrics, streamed=False)
     reading = _read(text, done, completion.constraint)
     parsed = reading.parsed
     message: dict[str, Any] = {"role": "assistant", "content": parsed.content}
@@ -256,12 +266,7 @@ async def _stream_body(
         if event is None:
             return
         done = event
-        metrics.observe_completion(
-            done.prompt_tokens,
-            done.completion_tokens,
-            done.time_to_first_token_s,
-            time.monotonic() - completion.started,
-        )
+        _finished(completion, done, metrics, streamed=True)
         reading = _read("".join(written), done, constraint)
         if buffer_all or held:
             if reading.parsed.tool_calls:

@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from core.config import Settings
+from core.tracing import configure_tracing, instrument_app
 from inference.bundled import served_model_id
 from inference.engines.base import Engine
 from inference.engines.llama.engine import LlamaEngine
@@ -67,6 +68,8 @@ def serve(settings: Settings) -> int:
         raise
     log.info("%s engine decoded %d tokens at start-up", settings.inference_engine, tokens)
     app = create_inference_app(engine, build_embedder())
+    if configure_tracing(settings, "inference"):  # off unless an OTLP endpoint is configured
+        instrument_app(app)
     uvicorn.run(
         app,
         host=settings.inference_host,

@@ -1,6 +1,7 @@
 """A run is one trace: the REST request, the queue, the worker's run, each step, its model call
-and its tool call, exported by the real processes (`agentmill api`, `agentmill worker`) with
-the standard OTLP exporter to a receiver the test runs."""
+(and inside it the inference server's request and generation) and its tool call, exported by
+the real processes (`agentmill api`, `agentmill worker`, `agentmill inference`) with the
+standard OTLP exporter to a receiver the test runs."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from core.tenants import create_key, ensure_tenant
 from tests.agents.worker.test_main import make_agent, worker_env
 from tests.cli.up_process import free_port
 from tests.observability.otlp_receiver import Received, ReceivedSpan, otlp_receiver
-from tests.services import ROOT, WorkerFactory
+from tests.services import ROOT, InferenceServer, WorkerFactory
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,6 +30,22 @@ pytestmark = pytest.mark.timeout(300)
 def receiver() -> Iterator[Received]:
     with otlp_receiver() as found:
         yield found
+
+
+@pytest.fixture
+def traced_inference(
+    receiver: Received, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InferenceServer]:
+    """An inference server of the test's own, tracing to the receiver."""
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+    server = InferenceServer(
+        tmp_path,
+        tmp_path / "inference-home",
+        inference_context="2048",
+        otel_exporter_otlp_endpoint=receiver.url,
+    )
+    yield server
+    server.stop()
 
 
 def serve_api(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -67,10 +84,10 @@ def test_a_run_is_one_trace_from_the_request_to_its_tool_call(
     engine: Engine,
     database_url: str,
     redis_url: str,
-    inference_url: str,
     start_worker: WorkerFactory,
     receiver: Received,
     tmp_path: Path,
+    traced_inference: InferenceServer,
 ) -> None:
     record = tmp_path / "record.txt"
     traced = {
@@ -78,6 +95,7 @@ def test_a_run_is_one_trace_from_the_request_to_its_tool_call(
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "AGENTMILL_HOME": str(tmp_path / "home"),
     }
+    inference_url = traced_inference.base + "/v1"
     env = worker_env(
         database_url,
         redis_url,
@@ -113,7 +131,13 @@ def test_a_run_is_one_trace_from_the_request_to_its_tool_call(
             spans = receiver.snapshot()
             runs = [s for s in spans if s.attributes.get("agentmill.run.id") == run["id"]]
             tools = [s for s in spans if s.name.startswith("execute_tool")]
-            if runs and tools and any(s.name.startswith("POST /v1/sessions") for s in spans):
+            generations = [s for s in spans if s.name.startswith("generate ")]
+            if (
+                runs
+                and tools
+                and generations
+                and any(s.name.startswith("POST /v1/sessions") for s in spans)
+            ):
                 break
             assert time.monotonic() < deadline, sorted({s.name for s in spans})
             time.sleep(0.3)
@@ -147,3 +171,16 @@ def test_a_run_is_one_trace_from_the_request_to_its_tool_call(
     assert ancestors(tool, by_id)[:2] == ["step 1", invoke.name]
     db = [s for s in trace_spans if s.attributes.get("db.system.name") == "postgresql"]
     assert {s.component for s in db} == {"api", "worker"}  # both sides' statements
+    # Inside each model call: the inference server's request, and its generation with tokens.
+    served = [s for s in trace_spans if s.component == "inference"]
+    requests = [s for s in served if s.name == "POST /v1/chat/completions"]
+    assert requests, sorted({s.name for s in served})
+    assert all(any(a.startswith("chat ") for a in ancestors(r, by_id)) for r in requests)
+    generated = [s for s in served if s.name.startswith("generate ")]
+    assert len(generated) == len(requests)
+    for span in generated:
+        assert "POST /v1/chat/completions" in ancestors(span, by_id)
+        assert span.attributes["gen_ai.usage.input_tokens"] > 0
+        assert span.attributes["gen_ai.usage.output_tokens"] > 0
+        assert span.attributes["agentmill.inference.constraint"] in ("tool_or_text", "tool_call")
+        assert "first_token" in span.events
