@@ -181,6 +181,32 @@ def test_the_answer_streams_in_token_by_token(
     assert problems.found == []
 
 
+def test_a_run_cancelled_from_the_playground(
+    page: Page, live_url: str, api_key: str, problems: Problems
+) -> None:
+    agent = _rest(
+        live_url,
+        api_key,
+        "POST",
+        "/v1/agents",
+        {"name": "storyteller", "tool_choice": "none", "memory": {"extract_facts": False}},
+    )
+    sign_in(page, live_url, api_key)
+    page.goto(f"{live_url}/ui/#/chat/{agent['id']}")
+    page.get_by_role("button", name="New session").click()
+    page.get_by_label("Message", exact=True).fill("Write a very long story about a lighthouse.")
+    page.get_by_role("button", name="Send").click()
+    cancel = page.get_by_role("button", name="Cancel")
+    expect(cancel).to_be_enabled()  # once the run's first event named it
+    cancel.click()
+    expect(page.get_by_text("No answer: the run ended cancelled")).to_be_visible(
+        timeout=MODEL_WAIT_MS
+    )
+    (run,) = _rest(live_url, api_key, "GET", f"/v1/runs?agent_id={agent['id']}")["data"]
+    assert run["status"] == "cancelled"
+    assert problems.found == []
+
+
 def test_memories_search_delete_blocks_and_erase(
     page: Page, quiet_url: str, api_key: str, problems: Problems
 ) -> None:
