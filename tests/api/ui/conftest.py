@@ -26,9 +26,10 @@ def chromium_path() -> str | None:
     return os.environ.get("AGENTMILL_CHROMIUM") or shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Chromium for the whole session."""
+    """Headless Chromium for a module's tests. Not for the session: Playwright's sync API
+    runs an event loop in this thread while it is open, and later tests call asyncio.run."""
     path = chromium_path()
     if path is None:
         message = "no Chromium: `make browser` installs Debian's (or set AGENTMILL_CHROMIUM)"
