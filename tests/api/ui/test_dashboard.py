@@ -33,6 +33,15 @@ def _rest(base_url: str, key: str, method: str, path: str, body: Any = None) -> 
     return response.json() if response.content else None
 
 
+def _send_in_new_session(page: Page, url: str, key: str, agent_id: str, content: str) -> None:
+    """Sign in, open the agent in the playground, start a session and send `content`."""
+    sign_in(page, url, key)
+    page.goto(f"{url}/ui/#/chat/{agent_id}")
+    page.get_by_role("button", name="New session").click()
+    page.get_by_label("Message", exact=True).fill(content)
+    page.get_by_role("button", name="Send").click()
+
+
 def test_create_an_agent_chat_with_a_tool_and_open_the_run(
     page: Page, live_url: str, api_key: str, problems: Problems
 ) -> None:
@@ -115,11 +124,9 @@ def test_a_tool_call_approved_in_the_playground(
             "memory": {"extract_facts": False, "save_episodes": False},
         },
     )
-    sign_in(page, live_url, api_key)
-    page.goto(f"{live_url}/ui/#/chat/{agent['id']}")
-    page.get_by_role("button", name="New session").click()
-    page.get_by_label("Message", exact=True).fill("Please compute 12*7 with the calculator.")
-    page.get_by_role("button", name="Send").click()
+    _send_in_new_session(
+        page, live_url, api_key, agent["id"], "Please compute 12*7 with the calculator."
+    )
     decision = page.get_by_role("group", name="Decision on calculator")
     decision.wait_for(timeout=MODEL_WAIT_MS)
     expect(decision).to_contain_text("Approve this tool call?")
@@ -165,11 +172,7 @@ def test_the_answer_streams_in_token_by_token(
         },
     )
     page.add_init_script(_WATCH_STREAM)
-    sign_in(page, live_url, api_key)
-    page.goto(f"{live_url}/ui/#/chat/{agent['id']}")
-    page.get_by_role("button", name="New session").click()
-    page.get_by_label("Message", exact=True).fill("Tell me about the sea.")
-    page.get_by_role("button", name="Send").click()
+    _send_in_new_session(page, live_url, api_key, agent["id"], "Tell me about the sea.")
     expect(page.get_by_role("button", name="Send")).to_be_visible(timeout=MODEL_WAIT_MS)
     texts: list[str] = page.evaluate("window.streamed")
     growing = [t for t in texts if t]
@@ -191,11 +194,9 @@ def test_a_run_cancelled_from_the_playground(
         "/v1/agents",
         {"name": "storyteller", "tool_choice": "none", "memory": {"extract_facts": False}},
     )
-    sign_in(page, live_url, api_key)
-    page.goto(f"{live_url}/ui/#/chat/{agent['id']}")
-    page.get_by_role("button", name="New session").click()
-    page.get_by_label("Message", exact=True).fill("Write a very long story about a lighthouse.")
-    page.get_by_role("button", name="Send").click()
+    _send_in_new_session(
+        page, live_url, api_key, agent["id"], "Write a very long story about a lighthouse."
+    )
     cancel = page.get_by_role("button", name="Cancel")
     expect(cancel).to_be_enabled()  # once the run's first event named it
     cancel.click()

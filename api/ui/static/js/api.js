@@ -67,6 +67,13 @@ export async function api(method, path, { body, query, key, signal } = {}) {
   return response.json();
 }
 
+// A GET answered with text (the NDJSON of a batch's results); ApiError as `api` raises.
+export async function text(path, { query, signal } = {}) {
+  const response = await fetch(url(path, query), { headers: headers(undefined), signal });
+  if (!response.ok) throw await failure(response);
+  return response.text();
+}
+
 // Server-Sent Events from a fetch (EventSource cannot send the Authorization header): yields
 // {id, event, data} with data parsed, until the server ends the stream or `signal` aborts.
 export async function* events(method, path, { body, query, signal } = {}) {

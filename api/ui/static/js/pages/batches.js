@@ -1,6 +1,6 @@
 // Batches: the list with progress; one batch's progress (refreshed while it runs), its results
 // as they finish, and cancel.
-import { api, session } from "../api.js";
+import { api, text } from "../api.js";
 import { html, useEffect, useState } from "../lib.js";
 import { href } from "../router.js";
 import { Empty, ErrorNote, Loading, Status, ago, short, usd, useAction, useLoad } from "../ui.js";
@@ -49,10 +49,8 @@ export function BatchesPage() {
 
 // The finished items, read from the NDJSON results stream.
 async function results(batchId) {
-  const response = await fetch(`/v1/batches/${batchId}/results`, { headers: { Authorization: `Bearer ${session.key()}` } });
-  if (!response.ok) throw new Error(`results: ${response.status}`);
-  const text = await response.text();
-  return text.split("\n").filter((line) => line.trim()).map((line) => JSON.parse(line));
+  const lines = await text(`/v1/batches/${batchId}/results`);
+  return lines.split("\n").filter((line) => line.trim()).map((line) => JSON.parse(line));
 }
 
 export function BatchPage({ batchId }) {
