@@ -21,13 +21,14 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from core import migrate
 from core.config import Settings
@@ -70,6 +71,8 @@ class Question:
     text: str
     category: int
     evidence: set[str]
+    answer: str = ""
+    """The gold answer (empty for adversarial questions, which carry none)."""
 
 
 @dataclass
@@ -117,7 +120,8 @@ def load(path: Path) -> list[Conversation]:
                     if m and f"D{int(m.group(1))}:{int(m.group(2))}" in known:
                         evidence.add(f"D{int(m.group(1))}:{int(m.group(2))}")
             if evidence:
-                questions.append(Question(qa["question"], int(qa["category"]), evidence))
+                answer = str(qa.get("answer", ""))
+                questions.append(Question(qa["question"], int(qa["category"]), evidence, answer))
         out.append(Conversation(sample["sample_id"], sessions, questions))
     return out
 
@@ -144,7 +148,7 @@ ABLATIONS: dict[str, Callable[[RetrievalWeights], RetrievalWeights]] = {
 Recall = dict[int, dict[int, list[float]]]
 
 
-def _load(
+def store_conversation(
     memory: MemoryStore, tenant_id: uuid.UUID, agent_id: uuid.UUID, conv: Conversation, chunk: int
 ) -> tuple[dict[uuid.UUID, set[str]], int]:
     """Store a conversation's turns; return memory id -> turn ids, and the deduplicated count."""
@@ -173,6 +177,50 @@ def _load(
                 dia_of.setdefault(outcome.id, set()).add(turn.dia_id)
                 merged += outcome.deduplicated
     return dia_of, merged
+
+
+@contextmanager
+def embedded_memory(prefix: str) -> Iterator[tuple[MemoryStore, Engine, uuid.UUID]]:
+    """A `MemoryStore` with the real embedder on a fresh embedded Postgres (migrated, in a
+    temporary home named by `prefix`), with its engine and the tenant's id."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    pg = EmbeddedPostgres(home)
+    url = pg.start()
+    engine = create_db_engine(url)
+    try:
+        migrate.upgrade(engine)
+        with transaction(engine) as session:
+            tenant_id, _ = ensure_tenant(session, "bench")
+        embedder = SentenceTransformerEmbedder()
+        embedder.embed(["warm-up"])
+        with MemoryStore(engine, embedder, Settings(home=home, database_url=url)) as memory:
+            yield memory, engine, tenant_id
+    finally:
+        engine.dispose()
+        pg.stop()
+
+
+def store_all(
+    memory: MemoryStore,
+    engine: Engine,
+    tenant_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    conversations: list[Conversation],
+    chunk: int,
+) -> tuple[list[tuple[Conversation, dict[uuid.UUID, set[str]]]], int]:
+    """Store every conversation (`store_conversation`), then ANALYZE; return each with its
+    memory id -> turn ids, and the deduplicated count."""
+    loaded = []
+    merged = 0
+    for conv in conversations:
+        dia_of, merged_here = store_conversation(memory, tenant_id, agent_id, conv, chunk)
+        loaded.append((conv, dia_of))
+        merged += merged_here
+    # What autovacuum does soon after such a load: statistics, which the full-text
+    # retriever reads to tell common words from rare ones (memory.words).
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE memories"))
+    return loaded, merged
 
 
 def _ask(
@@ -236,39 +284,17 @@ def main() -> None:
     weights = replace(DEFAULT_WEIGHTS, **overrides)
     conversations = load(args.path)
 
-    home = Path(tempfile.mkdtemp(prefix="agentmill-recall-"))
-    pg = EmbeddedPostgres(home)
-    url = pg.start()
-    engine = create_db_engine(url)
-    migrate.upgrade(engine)
-    with transaction(engine) as session:
-        tenant_id, _ = ensure_tenant(session, "bench")
-    embedder = SentenceTransformerEmbedder()
-    embedder.embed(["warm-up"])
     agent_id = uuid.uuid4()
     ablations: dict[str, float] = {}
-    try:
-        with MemoryStore(engine, embedder, Settings(home=home, database_url=url)) as memory:
-            t0 = time.perf_counter()
-            loaded = []
-            merged = 0
-            for conv in conversations:
-                dia_of, merged_here = _load(memory, tenant_id, agent_id, conv, args.chunk)
-                loaded.append((conv, dia_of))
-                merged += merged_here
-            load_s = time.perf_counter() - t0
-            # What autovacuum does soon after such a load: statistics, which the full-text
-            # retriever reads to tell common words from rare ones (memory.words).
-            with engine.begin() as conn:
-                conn.execute(text("ANALYZE memories"))
-            recall, query_ms = _ask(memory, tenant_id, agent_id, loaded, ks, weights)
-            if args.ablations:
-                for name, change in ABLATIONS.items():
-                    variant, _ = _ask(memory, tenant_id, agent_id, loaded, [10], change(weights))
-                    ablations[name] = _mean(variant, [c for c in variant if c != 5], 10)[0]
-    finally:
-        engine.dispose()
-        pg.stop()
+    with embedded_memory("agentmill-recall-") as (memory, engine, tenant_id):
+        t0 = time.perf_counter()
+        loaded, merged = store_all(memory, engine, tenant_id, agent_id, conversations, args.chunk)
+        load_s = time.perf_counter() - t0
+        recall, query_ms = _ask(memory, tenant_id, agent_id, loaded, ks, weights)
+        if args.ablations:
+            for name, change in ABLATIONS.items():
+                variant, _ = _ask(memory, tenant_id, agent_id, loaded, [10], change(weights))
+                ablations[name] = _mean(variant, [c for c in variant if c != 5], 10)[0]
 
     turns = sum(len(s.turns) for c in conversations for s in c.sessions)
     cats = sorted(recall)
