@@ -271,11 +271,17 @@ class Transcript:
             self.end_line()
             self.attempt = (event.step, event.attempt)
             self.text = ""
+        self.text += event.delta
+        delta = event.delta
         if not self.midline:
+            # The answer is kept stripped: a line starts at its first visible character, so
+            # what is shown is what the run's output says.
+            delta = delta.lstrip()
+            if not delta:
+                return
             self.out.write(f"{self.name}> ")
             self.midline = True
-        self.out.write(event.delta)
-        self.text += event.delta
+        self.out.write(delta)
 
     def _answer(self, content: str) -> None:
         streamed = self.midline and self.text.strip() == content.strip()

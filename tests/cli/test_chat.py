@@ -115,6 +115,21 @@ def test_an_answer_that_did_not_stream_is_printed_whole_and_a_failure_is_shown()
     )
 
 
+def test_an_answer_streamed_with_leading_whitespace_shows_as_the_runs_output() -> None:
+    spaced = [
+        sse(1, "run.queued", session_id=str(SESSION_ID)),
+        sse(2, "message.delta", step=1, attempt=1, delta="\n "),
+        sse(3, "message.delta", step=1, attempt=1, delta=" Hello"),
+        sse(4, "message.delta", step=1, attempt=1, delta=" there. "),
+        sse(5, "message", message_id=str(RUN_ID), content="Hello there."),
+        sse(6, "run.succeeded", status="succeeded", stop_reason="answer", steps=1, usage=USAGE),
+    ]
+    server = Server([answer(201, session_body()), lambda _r: event_stream(b"".join(spaced))])
+    io_, out, _ = console("hello\n")
+    cli_chat.chat(client(server), AGENT, io_)
+    assert out.getvalue() == "you> hello\nhelper> Hello there. \nyou> \n"
+
+
 def test_calls_that_need_approval_are_asked_about_inline() -> None:
     pending = [
         {"call_id": "c1", "name": "transfer", "arguments": '{"amount": 500}', "parameters": {}},
