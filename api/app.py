@@ -34,7 +34,7 @@ from core.web.limits import BodySizeLimit
 from core.web.rate_limit import RateLimiter, RateLimitHeaders
 from core.web.refusal_hold import RefusalHold
 from core.web.request_id import RequestId
-from inference.embedder import SentenceTransformerEmbedder
+from inference.embedder import configured_embedder
 from memory.errors import BlockTooLarge, ContentTooLarge, EmptyContent, InvalidMemoryInput
 from memory.store import MemoryStore
 
@@ -61,7 +61,7 @@ def create_app(
 ) -> FastAPI:
     """Build the API over an engine the caller created (and the app disposes on shutdown).
     `run_queue` defaults to the Celery queue of `settings` (tests pass a recording fake).
-    `memory` defaults to a store with the bundled embedding model, built on the first request
+    `memory` defaults to a store with the configured embedding model, built on the first request
     that needs it. The app closes the store on shutdown, a store passed in too (its background
     writer uses the engine the app disposes). `rate_limiter`, per tenant, defaults to one with
     the settings' rate and burst (tests pass one with a manual clock)."""
@@ -73,7 +73,7 @@ def create_app(
     def build_memory() -> MemoryStore:
         if memory is not None:
             return memory
-        return MemoryStore(engine, SentenceTransformerEmbedder(), settings)
+        return MemoryStore(engine, configured_embedder(settings), settings)
 
     memory_provider = MemoryProvider(build_memory)
 

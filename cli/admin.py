@@ -1,4 +1,5 @@
-"""Administrative commands: `agentmill migrate` and `agentmill keys ...`."""
+"""Administrative commands: `agentmill migrate`, `agentmill keys ...` and
+`agentmill memory reembed`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from core.config import Settings
 from core.connect import open_database
 from core.db import transaction
+from core.errors import UserError
 from core.tenants import create_key as store_key
 from core.tenants import ensure_tenant
 from core.tenants import list_keys as stored_keys
@@ -50,4 +52,28 @@ def list_keys(settings: Settings, tenant: str | None) -> int:
         state = "revoked" if row.revoked_at is not None else "active"
         created = row.created_at.strftime("%Y-%m-%d %H:%M")
         print(f"{row.key_id}  {row.tenant_name:<20} {state:<8} {created}  {row.name or ''}")
+    return 0
+
+
+def reembed(settings: Settings, batch: int) -> int:
+    """Re-embed every memory with the configured model (memory.reembed), printing progress."""
+    from inference.embedder import configured_embedder
+    from memory.reembed import reembed as reembed_all
+
+    if batch < 1:
+        raise UserError("--batch-size must be at least 1")
+    embedder = configured_embedder(settings)
+    print(f"re-embedding memories with {embedder.identity}", file=sys.stderr)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        print(f"  {stage} vectors: {done}/{total}", file=sys.stderr, flush=True)
+
+    with open_database(settings) as engine:
+        result = reembed_all(engine, embedder, settings, batch=batch, progress=progress)
+    before, after = result.before, result.after
+    print(
+        f"re-embedded {result.memories} memories: {before.model} ({before.dimension} dims) "
+        f"-> {after.model} ({after.dimension} dims); {result.scope_indexes} scope indexes built",
+        file=sys.stderr,
+    )
     return 0

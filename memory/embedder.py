@@ -1,14 +1,15 @@
-"""Text -> unit vectors: the `Embedder` protocol memory is written against, and
-`HashingEmbedder`, a deterministic stand-in for unit tests of branching. The real embedder
-(sentence-transformers with the bundled all-MiniLM-L6-v2) lives with the other models, in
-`inference.embedder`; the processes that run memory pass it in."""
+"""Text -> unit vectors: the `Embedder` protocol memory is written against (`NamedEmbedder`
+when it names its model), and `HashingEmbedder`, a deterministic stand-in for unit tests of
+branching. The real embedder (sentence-transformers with the configured model, by default the
+bundled all-MiniLM-L6-v2) lives with the other models, in `inference.embedder`; the processes
+that run memory pass it in."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +28,18 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One unit vector per text, in order, as a (len(texts), dimension) array."""
+        ...
+
+
+@runtime_checkable
+class NamedEmbedder(Embedder, Protocol):
+    """An embedder that names its model. The store checks the name against the model the
+    database's vectors came from (memory.model_record); one that names none (`HashingEmbedder`,
+    a benchmark's wrapper) is checked on its dimension only."""
+
+    @property
+    def identity(self) -> str:
+        """`name@fingerprint` of the model (inference.embedder.model_identity)."""
         ...
 
 

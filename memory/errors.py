@@ -7,11 +7,15 @@ UserError (core)
       ├── EmbeddingDimensionMismatch a vector whose size is not the store's dimension
       ├── UnknownFilterField         a search/list filter names a field that does not exist
       └── BlockTooLarge              a core memory block value over its character limit (413)
+
+ConfigError (core)
+ └── EmbeddingModelChanged           the configured model is not the one the stored vectors
+                                     came from (the store refuses to start)
 """
 
 from __future__ import annotations
 
-from core.errors import UserError
+from core.errors import ConfigError, UserError
 
 
 class InvalidMemoryInput(UserError):
@@ -74,3 +78,35 @@ class BlockTooLarge(InvalidMemoryInput):
         self.label = label
         self.size = size
         self.limit = limit
+
+
+REEMBED_COMMAND = "agentmill memory reembed"
+"""The command that re-embeds every memory with the configured model."""
+
+
+class EmbeddingModelChanged(ConfigError):
+    """The stored vectors came from another model (or another dimension) than the embedder's:
+    searching them with this model's query vectors would return noise, so memory refuses."""
+
+    def __init__(
+        self,
+        stored: str | None,
+        stored_dimension: int,
+        configured: str | None,
+        configured_dimension: int,
+    ) -> None:
+        def describe(model: str | None, dimension: int) -> str:
+            return f"{model or 'an unnamed model'} ({dimension} dimensions)"
+
+        super().__init__(
+            f"the memories in the database were embedded with "
+            f"{describe(stored, stored_dimension)} but the configured embedding model "
+            f"(AGENTMILL_EMBEDDING_MODEL) is {describe(configured, configured_dimension)}: "
+            f"stop the API and the workers, run `{REEMBED_COMMAND}` with the new setting "
+            "(it re-embeds every memory), then start them again; or set "
+            "AGENTMILL_EMBEDDING_MODEL back"
+        )
+        self.stored = stored
+        self.stored_dimension = stored_dimension
+        self.configured = configured
+        self.configured_dimension = configured_dimension

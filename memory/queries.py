@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from core.errors import Conflict, NotFound
 from memory.filters import MemoryFilter
 from memory.records import MemoryRecord
-from memory.tables import EMBEDDING_DIMENSION, Memory
+from memory.tables import Memory
 
 PUBLIC_COLUMNS = (
     Memory.id,
@@ -121,7 +121,7 @@ def _scope_conditions(tenant_id: uuid.UUID, scope: DuplicateScope) -> list[Colum
 
 
 def _halfvecs(name: str, vectors: Sequence[Any]) -> ColumnElement[Any]:
-    kind = ARRAY(HALFVEC(EMBEDDING_DIMENSION))
+    kind = ARRAY(HALFVEC())  # any width: the column's (the model's) applies
     return cast(bindparam(name, list(vectors), type_=kind), kind)
 
 

@@ -5,6 +5,7 @@ It validates queries, delegates writes to memory.writer and ranks search candida
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -14,9 +15,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from core.config import Settings
-from core.db import transaction
-from core.errors import ConfigError
-from memory import blocks, candidates, writer
+from core.db import is_transient_db_error, transaction
+from memory import blocks, candidates, model_record, writer
 from memory import queries as store
 from memory.access import AccessRecorder
 from memory.candidates import Candidate
@@ -25,7 +25,6 @@ from memory.errors import ContentTooLarge, EmptyContent, InvalidMemoryInput
 from memory.filters import MemoryFilter
 from memory.records import MemoryRecord, NewMemory, SearchHit, WriteResult
 from memory.retrieval import DEFAULT_WEIGHTS, RetrievalWeights, rank
-from memory.tables import EMBEDDING_DIMENSION
 from memory.words import CommonWords
 
 MAX_K = 100
@@ -44,11 +43,6 @@ class MemoryStore:
         weights: RetrievalWeights = DEFAULT_WEIGHTS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        if embedder.dimension != EMBEDDING_DIMENSION:
-            raise ConfigError(
-                f"the embedder produces {embedder.dimension}-dimensional vectors but the memory "
-                f"tables hold {EMBEDDING_DIMENSION}; use a {EMBEDDING_DIMENSION}-dimensional model"
-            )
         self.engine = engine
         self.embedder = embedder
         self.settings = settings
@@ -56,6 +50,29 @@ class MemoryStore:
         self._clock = clock
         self._access = AccessRecorder(engine)
         self._common_words = CommonWords(engine)
+        self._record: model_record.ModelRecord | None = None
+        self._record_lock = threading.Lock()
+        # The stored vectors must come from this model: `EmbeddingModelChanged` at once. A
+        # database that is briefly down defers the check to the first use (a worker starting
+        # before Postgres must still start).
+        try:
+            self.model_record()
+        except Exception as exc:
+            if not is_transient_db_error(exc):
+                raise
+
+    def model_record(self) -> model_record.ModelRecord:
+        """The database's record of its vectors' model, checked against the embedder on the
+        first call (`EmbeddingModelChanged`), then kept."""
+        with self._record_lock:
+            if self._record is None:
+                self._record = model_record.check(self.engine, self.embedder)
+            return self._record
+
+    @property
+    def dimension(self) -> int:
+        """Width of the stored vectors (the model's)."""
+        return self.model_record().dimension
 
     def __enter__(self) -> MemoryStore:
         return self
@@ -89,7 +106,7 @@ class MemoryStore:
         `memory_dedupe_similarity` of one in its scope updates that one instead. Nothing is
         written when one memory is invalid. memory.writer has the details."""
         for item in memories:
-            writer.validate(item, self.settings)
+            writer.validate(item, self.settings, self.dimension)
         if not memories:
             return []
         embedded = writer.embed(self.embedder, memories)
@@ -123,6 +140,7 @@ class MemoryStore:
             raise InvalidMemoryInput(f"k must be between 1 and {MAX_K}", param="k")
         flt = self._filter(where)
         chosen = weights or self.weights
+        self.model_record()  # never search with another model's query vector
         embedding = self.embedder.embed([query])[0].tolist()
         found = self.candidates(tenant_id, query, embedding, k=k, where=flt, weights=chosen)
         hits = rank(found, k, now or self._clock(), chosen)
@@ -205,7 +223,7 @@ class MemoryStore:
             content="-" if content is None else content,
             importance=0.5 if importance is None else importance,
         )
-        writer.validate(probe, self.settings)
+        writer.validate(probe, self.settings, self.dimension)
         vectors: dict[str, Any] = {}
         if content is not None:
             with transaction(self.engine) as session:

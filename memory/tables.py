@@ -27,10 +27,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models import Base
 
-EMBEDDING_DIMENSION = 384
-"""Width of the `halfvec` columns (migrations 0003, 0005); the store checks its embedder
-against it."""
-
 
 class Memory(Base):
     """One long-term memory: an episodic turn, a fact or a summary, scoped to an agent.
@@ -50,8 +46,9 @@ class Memory(Base):
     content: Mapped[str] = mapped_column(Text)
     context: Mapped[str] = mapped_column(Text, server_default="")
     # Half precision (migration 0005): half the pages, no measurable loss for unit vectors.
-    embedding: Mapped[Any] = mapped_column(HALFVEC(EMBEDDING_DIMENSION))
-    context_embedding: Mapped[Any] = mapped_column(HALFVEC(EMBEDDING_DIMENSION))
+    # The width is the database's (the model's, memory.model_record), not fixed here.
+    embedding: Mapped[Any] = mapped_column(HALFVEC())
+    context_embedding: Mapped[Any] = mapped_column(HALFVEC())
     search_tsv: Mapped[Any] = mapped_column(
         TSVECTOR,
         Computed(

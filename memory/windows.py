@@ -49,3 +49,18 @@ def windows(stored: Sequence[T], batch: Sequence[T]) -> list[Window[T]]:
             )
         )
     return out
+
+
+def match_window(
+    context: str, before: Sequence[str], after: Sequence[str]
+) -> tuple[int, int] | None:
+    """Which neighbours a stored context text was joined from: (n, m) when `context` is the
+    last n of `before` (the turns stored just before the memory, oldest first) then the first
+    m of `after` (those just after it), joined by newlines as the writer joins them; the
+    widest such window first. None when no window gives it: the context was the caller's, or
+    a neighbour has since been deleted or changed."""
+    for n in range(min(BEFORE, len(before)), -1, -1):
+        for m in range(min(AFTER, len(after)), -1, -1):
+            if n + m and "\n".join([*before[len(before) - n :], *after[:m]]) == context:
+                return n, m
+    return None

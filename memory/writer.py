@@ -32,15 +32,15 @@ from memory.errors import (
 )
 from memory.filters import MemoryFilter
 from memory.records import NewMemory, WriteResult
-from memory.tables import EMBEDDING_DIMENSION
 from memory.windows import BEFORE, windows
 
 Vec = NDArray[np.float32]
 """One unit vector."""
 
 
-def validate(item: NewMemory, settings: Settings) -> None:
-    """Refuse a memory the store would not keep (raises an `InvalidMemoryInput`)."""
+def validate(item: NewMemory, settings: Settings, dimension: int) -> None:
+    """Refuse a memory the store would not keep (raises an `InvalidMemoryInput`); a
+    precomputed embedding must have the store's `dimension`."""
     limit = settings.memory_max_content_chars
     if not item.content.strip():
         raise EmptyContent()
@@ -52,8 +52,8 @@ def validate(item: NewMemory, settings: Settings) -> None:
         raise InvalidMemoryInput("importance must be between 0 and 1", param="importance")
     if item.created_at is not None and item.created_at.tzinfo is None:
         raise InvalidMemoryInput("created_at needs a timezone", param="created_at")
-    if item.embedding is not None and len(item.embedding) != EMBEDDING_DIMENSION:
-        raise EmbeddingDimensionMismatch(len(item.embedding), EMBEDDING_DIMENSION)
+    if item.embedding is not None and len(item.embedding) != dimension:
+        raise EmbeddingDimensionMismatch(len(item.embedding), dimension)
     MemoryFilter(kinds=(item.kind,))  # refuses an unknown kind
 
 
@@ -62,6 +62,17 @@ def _unit(vector: Any) -> Vec:
     norm = float(np.linalg.norm(raw))
     out: Vec = raw / norm if norm else raw
     return out
+
+
+def context_text(content: str, context: str) -> str:
+    """What the model embeds for a memory with a caller-supplied context."""
+    return f"{content}\n{context}"
+
+
+def context_vector(own: Vec, neighbours: Sequence[Vec]) -> Vec:
+    """A windowed turn's context vector: the normalised sum of its own and its neighbours'
+    content vectors."""
+    return _unit(np.sum([own, *neighbours], axis=0))
 
 
 def windowed(item: NewMemory) -> bool:
@@ -89,8 +100,8 @@ def embed(embedder: Embedder, memories: Sequence[NewMemory]) -> Embedded:
             texts.append(item.content)
         if item.context:
             slots.append((i, True))
-            texts.append(f"{item.content}\n{item.context}")
-    vectors = embedder.embed(texts) if texts else np.zeros((0, EMBEDDING_DIMENSION), np.float32)
+            texts.append(context_text(item.content, item.context))
+    vectors = embedder.embed(texts) if texts else np.zeros((0, embedder.dimension), np.float32)
     found = {slot: vectors[j] for j, slot in enumerate(slots)}
     return Embedded(
         content=[
@@ -177,8 +188,8 @@ def plan(
             if not window.neighbours:
                 continue
             pending[i].context = "\n".join(t.text for t in window.neighbours)
-            pending[i].context_embedding = _unit(
-                np.sum([turn.vector, *(t.vector for t in window.neighbours)], axis=0)
+            pending[i].context_embedding = context_vector(
+                turn.vector, [t.vector for t in window.neighbours]
             )
     return pending
 

@@ -44,7 +44,7 @@ from core.periodic import Periodic
 from core.tracing import configure_tracing, flush_traces, instrument_engine
 from inference.bundled import served_model_id
 from inference.client.router import RouterClient
-from inference.embedder import SentenceTransformerEmbedder
+from inference.embedder import configured_embedder
 from memory.scope_indexes import ScopeIndexer
 from memory.store import MemoryStore
 
@@ -76,7 +76,7 @@ def services() -> Services:
         pool_size=settings.worker_concurrency + 2,
     )
     instrument_engine(engine)
-    memory = MemoryStore(engine, SentenceTransformerEmbedder(), settings)
+    memory = MemoryStore(engine, configured_embedder(settings), settings)
     portal = Portal()
     return Services(
         engine=engine,

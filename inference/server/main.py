@@ -45,11 +45,11 @@ def build_engine(settings: Settings) -> Engine:
     )
 
 
-def build_embedder() -> EmbeddingModel:
-    """The bundled all-MiniLM-L6-v2 sentence embedder."""
-    from inference.server.embeddings import BundledEmbeddings
+def build_embedder(settings: Settings) -> EmbeddingModel:
+    """The configured sentence embedder (AGENTMILL_EMBEDDING_MODEL, else all-MiniLM-L6-v2)."""
+    from inference.server.embeddings import SentenceEmbeddings
 
-    return BundledEmbeddings()
+    return SentenceEmbeddings.configured(settings)
 
 
 def serve(settings: Settings) -> int:
@@ -67,7 +67,7 @@ def serve(settings: Settings) -> int:
         engine.close()
         raise
     log.info("%s engine decoded %d tokens at start-up", settings.inference_engine, tokens)
-    app = create_inference_app(engine, build_embedder())
+    app = create_inference_app(engine, build_embedder(settings))
     if configure_tracing(settings, "inference"):  # off unless an OTLP endpoint is configured
         instrument_app(app)
     uvicorn.run(

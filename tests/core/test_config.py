@@ -80,3 +80,22 @@ def test_settings_are_immutable() -> None:
     settings = Settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.api_port = 1  # type: ignore[misc]
+
+
+def test_the_embedding_model_defaults_to_the_bundled_one_and_a_bad_path_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("AGENTMILL_EMBEDDING_MODEL", raising=False)
+    assert load_settings().embedding_model is None
+    monkeypatch.setenv("AGENTMILL_EMBEDDING_MODEL", "")
+    assert load_settings().embedding_model is None
+    monkeypatch.setenv("AGENTMILL_EMBEDDING_MODEL", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match=r"AGENTMILL_EMBEDDING_MODEL: .*missing is not a dir"):
+        load_settings()
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("AGENTMILL_EMBEDDING_MODEL", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match=r"no modules\.json or config\.json"):
+        load_settings()
+    (tmp_path / "empty" / "modules.json").write_text("[]")
+    monkeypatch.setenv("AGENTMILL_EMBEDDING_MODEL", str(tmp_path / "." / "empty"))
+    assert load_settings().embedding_model == tmp_path / "empty"

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-import numpy as np
+import shutil
+from pathlib import Path
+from typing import Any
 
-from inference.embedder import SentenceTransformerEmbedder
+import numpy as np
+import pytest
+
+from core.config import Settings
+from inference.embedder import (
+    BUNDLED_MODEL_NAME,
+    SINGLE_THREAD_TEXTS,
+    SentenceTransformerEmbedder,
+    bundled_model_path,
+    configured_embedder,
+    model_identity,
+)
 
 
 def test_real_embedder_gives_unit_vectors_of_the_model_dimension(
@@ -23,3 +36,49 @@ def test_batching_does_not_change_vectors(embedder: SentenceTransformerEmbedder)
     together = embedder.embed(texts)
     alone = np.vstack([embedder.embed([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_a_query_runs_on_one_thread_and_the_callers_setting_is_kept(
+    embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    seen: list[int] = []
+    model = embedder._model()
+    encode = model.encode
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one = embedder.embed(["When did Melanie paint a sunrise?"])
+        batch = embedder.embed([f"turn {i}" for i in range(SINGLE_THREAD_TEXTS + 1)])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2]
+    assert one.shape == (1, 384)
+    assert batch.shape == (SINGLE_THREAD_TEXTS + 1, 384)
+
+
+def test_the_identity_is_the_model_directory_not_its_place(tmp_path: Path) -> None:
+    bundled = model_identity(bundled_model_path())
+    assert bundled.startswith(f"{BUNDLED_MODEL_NAME}@")
+    copy = shutil.copytree(bundled_model_path(), tmp_path / "minilm-copy")
+    assert model_identity(copy) == f"minilm-copy@{bundled.split('@')[1]}"
+    (copy / "README.md").write_text("notes")  # documentation does not make another model
+    assert model_identity(copy) == f"minilm-copy@{bundled.split('@')[1]}"
+    (copy / "config_sentence_transformers.json").write_text("{}")
+    assert model_identity(copy).split("@")[1] != bundled.split("@")[1]
+
+
+def test_every_process_builds_the_configured_model(tmp_path: Path) -> None:
+    assert configured_embedder(Settings(home=tmp_path)).model_path == bundled_model_path()
+    copy = shutil.copytree(bundled_model_path(), tmp_path / "other")
+    chosen = configured_embedder(Settings(home=tmp_path, embedding_model=copy))
+    assert chosen.model_path == copy
+    assert chosen.identity == model_identity(copy)

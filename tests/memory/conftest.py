@@ -15,6 +15,7 @@ from core.db import transaction
 from core.tenants import ensure_tenant
 from inference.embedder import SentenceTransformerEmbedder
 from memory import erasure
+from memory.embedder import HashingEmbedder
 from memory.store import MemoryStore
 
 
@@ -61,3 +62,13 @@ def tenant(engine: Engine) -> uuid.UUID:
 def agent() -> uuid.UUID:
     """An agent id (agents have no table yet)."""
     return uuid.uuid4()
+
+
+class NamedHashing(HashingEmbedder):
+    """A HashingEmbedder that names a model, as the real embedder does: the *other* model of
+    the model-record and re-embed tests."""
+
+    @property
+    def identity(self) -> str:
+        """A fixed name and fingerprint per dimension."""
+        return f"hashing-{self.dimension}@{self.dimension:012x}"

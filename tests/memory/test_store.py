@@ -264,7 +264,7 @@ def test_error_messages_say_what_is_wrong(
 def test_an_embedder_of_another_dimension_is_refused(
     engine: Engine, memory_settings: Settings
 ) -> None:
-    with pytest.raises(ConfigError, match="128-dimensional"):
+    with pytest.raises(ConfigError, match="128 dimensions"):
         MemoryStore(engine, HashingEmbedder(dimension=128), memory_settings)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memory.windows import Window, windows
+from memory.windows import Window, match_window, windows
 
 
 def test_windows_use_stored_turns_before_and_batch_turns_after() -> None:
@@ -16,3 +16,12 @@ def test_windows_use_stored_turns_before_and_batch_turns_after() -> None:
 def test_a_lone_turn_has_no_neighbours() -> None:
     (only,) = windows([], ["hello"])
     assert only.neighbours == ()
+
+
+def test_a_stored_context_is_matched_to_the_neighbours_it_was_joined_from() -> None:
+    before, after = ["one", "two"], ["four", "five"]
+    assert match_window("one\ntwo\nfour\nfive", before, after) == (2, 2)
+    assert match_window("one\ntwo\nfour", before, after) == (2, 1)  # written before "five"
+    assert match_window("two", ["two"], []) == (1, 0)
+    assert match_window("a caller's note", before, after) is None
+    assert match_window("one\nfour", before, after) is None  # "two" changed since

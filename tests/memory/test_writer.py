@@ -95,6 +95,7 @@ def test_a_batch_costs_the_same_few_statements_whatever_its_size(
     event.listen(engine, "before_cursor_execute", count)
     try:
         with MemoryStore(engine, HashingEmbedder(), memory_settings) as memory:
+            statements.clear()  # the store's model check (memory.model_record), once
             memory.add_many(tenant, turns(session, 3))
             # The erasure locks and tombstones (memory.erasure), the session's earlier turns,
             # one duplicate lookup (one scope), one INSERT.
