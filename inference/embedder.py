@@ -140,8 +140,9 @@ SINGLE_THREAD_TEXTS = 4
 hundreds of small parallel regions; with two threads each waits at a barrier for the other,
 and when the cores are busy (the model server, Postgres) that other thread waits for a time
 slice: on the 2-core machine, with another process busy, a query took 220-375 ms p50 on two
-threads and 10 ms on one (docs/memory.md, "Speed"). Big batches keep the threads: there the
-work per region outweighs the wait (196 against 111 texts/s on the same busy machine)."""
+threads and 10 ms on one (docs/benchmarks.md, "End to end, with the query's embedding").
+Big batches keep the threads: there the work per region outweighs the wait (196 against 111
+texts/s on the same busy machine)."""
 
 
 @contextmanager
