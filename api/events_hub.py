@@ -7,7 +7,8 @@ connection listening on that channel and sets the wake-up flag of every subscrip
 run. A notification only says "look again": followers always re-read the table, so nothing
 depends on the payload or on every notification arriving. When the connection drops, the hub
 wakes everyone (they may have missed something) and reconnects with backoff; followers also
-re-read on their own every second or so, so a lost notification costs at most that delay.
+re-read on their own, about every second while the connection is down and every ten seconds
+while it is up (api.streaming), so a lost notification costs at most that delay.
 
 The same connection listens for key revocations (core.tenants.KEY_REVOKED_CHANNEL): each one,
 and each (re)connect, moves `key_epoch` on, and the key cache (core.web.auth_guard) trusts only

@@ -1,7 +1,10 @@
 """Following a run from async code: its events as Server-Sent Events, or waiting for its end.
 
 Both subscribe to the run on the event hub first, then read the table, then sleep until woken
-or POLL_S passes, and read again: the table is the truth, notifications only cut the delay.
+or the re-read interval passes, and read again: the table is the truth, notifications only cut
+the delay. While the hub listens, an event wakes its followers at once, so the interval is long
+(POLL_S); while its connection is down, nothing can wake them and they re-read often
+(POLL_UNHEARD_S). Open streams thus cost the database almost nothing between events.
 The engine is synchronous, so each read runs in a worker thread through the hub's read gate
 (`EventHub.read`, a few at a time); no thread is held while a follower sleeps. A follower holds
 a `Slot` of the process's stream caps (core.web.concurrency) from admission until it ends.
@@ -33,8 +36,12 @@ from core.web.concurrency import Slot
 
 log = logging.getLogger(__name__)
 
-POLL_S = 1.0
-"""Longest a follower sleeps without re-reading, in case a notification was missed."""
+POLL_S = 10.0
+"""Longest a follower sleeps without re-reading while the hub listens: a safety net only, since
+Postgres delivers every committed notification to a live listener, and the hub wakes everyone
+whenever its connection drops or comes back."""
+POLL_UNHEARD_S = 1.0
+"""Longest a follower sleeps without re-reading while the hub's connection is down."""
 KEEPALIVE_S = 15.0
 """An idle stream sends a comment this often, so proxies and clients keep it open."""
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -66,6 +73,10 @@ def _read(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int) -
             return _Batch([], done=True)
         events = read_events(session, tenant_id, run_id, after=after)
         return _Batch(events, done=ended and not events)
+
+
+def _poll_s(hub: EventHub) -> float:
+    return POLL_S if hub.connected else min(POLL_S, POLL_UNHEARD_S)
 
 
 def _get_run(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
@@ -105,7 +116,7 @@ async def run_events(
                 yield ": keepalive\n\n"
                 last_sent = time.monotonic()
                 idle_for = 0.0
-            await sub.wait(min(POLL_S, KEEPALIVE_S - idle_for))
+            await sub.wait(min(_poll_s(hub), KEEPALIVE_S - idle_for))
 
 
 class _HeldStream(StreamingResponse):
@@ -155,7 +166,7 @@ async def wait_for_end(
             settled = run.finished or run.status == "requires_action"
             if settled or remaining <= 0 or (gone is not None and await gone()):
                 return run
-            await sub.wait(min(POLL_S, remaining))
+            await sub.wait(min(_poll_s(hub), remaining))
 
 
 async def fetch_run(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:

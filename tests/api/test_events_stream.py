@@ -337,3 +337,57 @@ def test_a_permanent_database_error_ends_the_stream_instead_of_retrying(
     with pytest.raises(DataError):
         asyncio.run(_collect())
     assert calls == [0]
+
+
+def _reads_until_done(monkeypatch: pytest.MonkeyPatch, empty_reads: int) -> list[float]:
+    """Replace `_read`: `empty_reads` reads find nothing, the next finds the run ended; the
+    times of the reads are returned."""
+    at: list[float] = []
+
+    def read(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int) -> Any:
+        at.append(time.monotonic())
+        return streaming._Batch([], done=len(at) > empty_reads)
+
+    monkeypatch.setattr(streaming, "_read", read)
+    return at
+
+
+def test_while_the_hub_is_down_followers_re_read_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming, "POLL_S", 60.0)
+    monkeypatch.setattr(streaming, "POLL_UNHEARD_S", 0.05)
+    at = _reads_until_done(monkeypatch, empty_reads=3)
+
+    async def follow() -> list[str]:
+        async with asyncio.timeout(10):  # a 60 s sleep fails the test instead of hanging it
+            return await _collect()
+
+    assert asyncio.run(follow()) == []
+    assert len(at) == 4
+    assert at[-1] - at[0] < 5
+
+
+def test_while_the_hub_listens_followers_sleep_until_woken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(streaming, "POLL_S", 60.0)
+    monkeypatch.setattr(streaming, "POLL_UNHEARD_S", 0.05)
+    at = _reads_until_done(monkeypatch, empty_reads=1)
+    hub = EventHub("postgresql://unused")
+    hub.connected = True  # as if listening: only a wake-up (or 60 s) brings the next read
+    run_id = uuid.uuid4()
+    engine = cast(Engine, None)
+
+    async def follow() -> tuple[list[str], bool]:
+        stream = streaming.run_events(engine, hub, uuid.uuid4(), run_id, 0)
+        task = asyncio.ensure_future(anext(stream, None))
+        await asyncio.sleep(0.5)
+        slept = not task.done() and len(at) == 1
+        hub.notify(f"{run_id}:1")
+        async with asyncio.timeout(10):
+            first = await task
+        return ([] if first is None else [first]), slept
+
+    chunks, slept = asyncio.run(follow())
+    assert chunks == []
+    assert slept
+    assert len(at) == 2

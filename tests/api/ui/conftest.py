@@ -106,6 +106,12 @@ def sign_in(page: Page, base_url: str, key: str) -> None:
     page.get_by_role("heading", name="Agents").wait_for()
 
 
+def open_section(page: Page, name: str) -> None:
+    """Click `name` in the dashboard's navigation (the agents table has links of the same names)."""
+    nav = page.get_by_role("navigation", name="Sections")
+    nav.get_by_role("link", name=name, exact=True).click()
+
+
 def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     """Save the page as `name`.png where AGENTMILL_UI_SCREENSHOTS says (else nowhere)."""
     folder = os.environ.get("AGENTMILL_UI_SCREENSHOTS")

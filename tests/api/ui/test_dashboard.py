@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from core.db import transaction
 from core.tenants import create_key, ensure_tenant
-from tests.api.ui.conftest import Problems, screenshot, sign_in
+from tests.api.ui.conftest import Problems, open_section, screenshot, sign_in
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -59,7 +59,7 @@ def test_create_an_agent_chat_with_a_tool_and_open_the_run(
     expect(page.get_by_role("heading", name="calc")).to_be_visible()
     expect(page.get_by_label("Tools", exact=True)).to_have_value("calculator")
 
-    page.get_by_role("link", name="Agents", exact=True).click()
+    open_section(page, "Agents")
     expect(page.get_by_role("link", name="calc")).to_be_visible()
     screenshot(page, "agents")
     page.get_by_role("link", name="Chat").click()
@@ -93,7 +93,7 @@ def test_create_an_agent_chat_with_a_tool_and_open_the_run(
     expect(page.get_by_text(re.compile(r"^\d+ events$"))).to_be_visible()
     screenshot(page, "run", full_page=True)
 
-    page.get_by_role("link", name="Runs", exact=True).click()
+    open_section(page, "Runs")
     expect(page.locator("tbody tr")).to_have_count(1)
     page.get_by_label("Status").select_option("failed")
     expect(page.get_by_text("No runs match.")).to_be_visible()
@@ -224,7 +224,7 @@ def test_memories_search_delete_blocks_and_erase(
     page.on("dialog", lambda dialog: dialog.accept())
     sign_in(page, quiet_url, api_key)
 
-    page.get_by_role("link", name="Memories").click()
+    open_section(page, "Memories")
     page.get_by_label("Agent").select_option(agent["id"])
     expect(page.locator("tbody tr")).to_have_count(3)  # every user's, newest first
     page.get_by_label("End user").fill("ann")
@@ -269,7 +269,7 @@ def test_a_batch_in_progress_and_cancelled(
     batch = _rest(quiet_url, api_key, "POST", "/v1/batches", body)
     page.on("dialog", lambda dialog: dialog.accept())
     sign_in(page, quiet_url, api_key)
-    page.get_by_role("link", name="Batches").click()
+    open_section(page, "Batches")
     expect(page.locator("tbody tr")).to_have_count(1)
     expect(page.locator("tbody tr")).to_contain_text("0/3")
     page.locator("tbody tr a").click()
