@@ -193,6 +193,7 @@ def embedded_memory(prefix: str) -> Iterator[tuple[MemoryStore, Engine, uuid.UUI
             tenant_id, _ = ensure_tenant(session, "bench")
         embedder = SentenceTransformerEmbedder()
         embedder.embed(["warm-up"])
+        embedder.embed_query("warm-up")
         with MemoryStore(engine, embedder, Settings(home=home, database_url=url)) as memory:
             yield memory, engine, tenant_id
     finally:

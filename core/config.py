@@ -216,6 +216,12 @@ class Settings(BaseSettings):
         "serves /v1/embeddings); unset = the bundled all-MiniLM-L6-v2. Changing it needs "
         "`agentmill memory reembed` (docs/memory.md).",
     )
+    embedding_int8_queries: bool = Field(
+        default=True,
+        description="Embed search queries with an int8 copy of the model's linear layers on "
+        "the CPU (about 2x faster; memories keep the full model; docs/memory.md). Off = "
+        "queries use the model as it is.",
+    )
     memory_scope_index_min_rows: int = Field(
         default=5000,
         ge=0,

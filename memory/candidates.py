@@ -57,6 +57,9 @@ _QUERY_WORDS = (
     "FROM unnest(to_tsvector('english', CAST(:query AS text)))) AS w"
 )
 
+RETRIEVERS = ("vector", "context", "text")
+"""The retrievers' names, in the order of the rank columns of the candidate statement."""
+
 TEXT_POOL = 2000
 """Most memories the full-text retriever scores in one search, whatever the statistics say
 (they lag behind the table until the next ANALYZE)."""
@@ -167,22 +170,30 @@ def search_candidates(
         select(text_top.c.id, literal("text").label("retriever"), text_position.label("position"))
     )
     hits = union_all(*retrievers).subquery("hits")
+    # One row per memory with its rank in each retriever (NULL where it was not proposed): a
+    # memory two or three retrievers found is fetched and decoded once.
+    by_memory = (
+        select(
+            hits.c.id,
+            *(
+                func.min(hits.c.position).filter(hits.c.retriever == name).label(name)
+                for name in RETRIEVERS
+            ),
+        )
+        .group_by(hits.c.id)
+        .subquery("by_memory")
+    )
     rows = session.execute(
-        select(*PUBLIC_COLUMNS, hits.c.retriever, hits.c.position).join(
-            hits, hits.c.id == Memory.id
+        select(*PUBLIC_COLUMNS, *(by_memory.c[name] for name in RETRIEVERS)).join(
+            by_memory, by_memory.c.id == Memory.id
         )
     ).all()
-    ranked: dict[uuid.UUID, dict[str, int]] = {}
-    records: dict[uuid.UUID, MemoryRecord] = {}
-    for row in rows:
-        record = records.setdefault(row[0], to_record(row))
-        ranked.setdefault(record.id, {})[row[-2]] = int(row[-1])
     return [
         Candidate(
-            record=records[memory_id],
-            vector_rank=ranks.get("vector"),
-            context_rank=ranks.get("context"),
-            text_rank=ranks.get("text"),
+            record=to_record(row),
+            vector_rank=row[-3],
+            context_rank=row[-2],
+            text_rank=row[-1],
         )
-        for memory_id, ranks in ranked.items()
+        for row in rows
     ]

@@ -16,6 +16,8 @@ from numpy.typing import NDArray
 
 Vectors = NDArray[np.float32]
 """A (n, dimension) float32 array of L2-normalised rows."""
+Vector = NDArray[np.float32]
+"""A (dimension,) float32 unit vector."""
 
 
 class Embedder(Protocol):
@@ -28,6 +30,11 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One unit vector per text, in order, as a (len(texts), dimension) array."""
+        ...
+
+    def embed_query(self, text: str) -> Vector:
+        """A search query's unit vector, comparable with `embed`'s (the real embedder may
+        compute it faster and a little less exactly: inference.embedder)."""
         ...
 
 
@@ -74,3 +81,8 @@ class HashingEmbedder:
             else:
                 out[row] /= norm
         return out
+
+    def embed_query(self, text: str) -> Vector:
+        """The same vector as `embed` gives the text."""
+        vector: Vector = self.embed([text])[0]
+        return vector

@@ -141,7 +141,7 @@ class MemoryStore:
         flt = self._filter(where)
         chosen = weights or self.weights
         self.model_record()  # never search with another model's query vector
-        embedding = self.embedder.embed([query])[0].tolist()
+        embedding = self.embedder.embed_query(query).tolist()
         found = self.candidates(tenant_id, query, embedding, k=k, where=flt, weights=chosen)
         hits = rank(found, k, now or self._clock(), chosen)
         self._access.record(tenant_id, [hit.memory.id for hit in hits])

@@ -49,6 +49,7 @@ def embedder() -> SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 from the bundled package, loaded once."""
     real = SentenceTransformerEmbedder()
     real.embed(["warm-up"])
+    real.embed_query("warm-up")
     return real
 
 

@@ -82,3 +82,82 @@ def test_every_process_builds_the_configured_model(tmp_path: Path) -> None:
     chosen = configured_embedder(Settings(home=tmp_path, embedding_model=copy))
     assert chosen.model_path == copy
     assert chosen.identity == model_identity(copy)
+
+
+MEMORIES = [
+    "Caroline went to an LGBTQ support group on Tuesday.",
+    "Melanie painted a sunrise over the lake last year.",
+    "I'm training for a marathon in the autumn.",
+    "Our dog Luna chewed the new sofa.",
+    "The tax office sent another letter about the refund.",
+]
+QUESTIONS = [
+    "When did Caroline go to the support group?",
+    "What did Melanie paint?",
+    "What race is the speaker training for?",
+    "What did the dog damage?",
+    "Who wrote to them about money?",
+]
+
+
+def test_a_query_vector_is_int8_close_and_finds_what_the_full_model_finds(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    before = embedder.embed(MEMORIES)
+    full = embedder.embed(QUESTIONS)
+    fast = np.vstack([embedder.embed_query(q) for q in QUESTIONS])
+    assert fast.shape == (len(QUESTIONS), 384)
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(fast, full, atol=1e-3)  # the int8 copy answered, not the model
+    assert np.all(np.sum(fast * full, axis=1) > 0.95)
+    assert list(np.argmax(fast @ before.T, axis=1)) == list(np.argmax(full @ before.T, axis=1))
+    # Building the int8 copy left the model itself as it was: memories embed as before.
+    assert np.array_equal(embedder.embed(MEMORIES), before)
+
+
+def test_the_int8_copy_shares_the_models_tables_and_owns_its_linear_layers(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    import torch
+
+    embedder.embed_query("warm")
+    model, fast = embedder._model(), embedder._query_model()
+    assert fast is not model
+    ours = {id(p) for p in model.parameters()}
+    shared = [p for p in fast.parameters() if id(p) in ours]
+    assert sum(p.numel() for p in shared) > 10_000_000  # the embedding tables, not copied
+    assert not [m for m in fast.modules() if type(m) is torch.nn.Linear]  # all int8 now
+    assert any(isinstance(m, torch.nn.Linear) for m in model.modules())
+
+
+def test_without_int8_queries_a_query_is_embedded_by_the_model_itself(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, embedding_int8_queries=False)
+    plain = configured_embedder(settings)
+    assert not plain.int8_queries
+    assert configured_embedder(Settings(home=tmp_path)).int8_queries
+    query = QUESTIONS[0]
+    assert np.allclose(plain.embed_query(query), plain.embed([query])[0], atol=1e-6)
+
+
+def test_a_query_through_the_int8_copy_runs_on_one_thread(
+    embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    seen: list[int] = []
+    fast = embedder._query_model()
+    encode = fast.encode
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(fast, "encode", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        embedder.embed_query("When did Melanie paint a sunrise?")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
