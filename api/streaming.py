@@ -76,7 +76,7 @@ def _read(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int) -
 
 
 def _poll_s(hub: EventHub) -> float:
-    return POLL_S if hub.connected else min(POLL_S, POLL_UNHEARD_S)
+    return POLL_S if hub.connected else POLL_UNHEARD_S
 
 
 def _get_run(engine: Engine, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:

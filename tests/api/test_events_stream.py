@@ -308,7 +308,7 @@ def _failing_reads(
         return then
 
     monkeypatch.setattr(streaming, "_read", read)
-    monkeypatch.setattr(streaming, "POLL_S", 0.01)
+    monkeypatch.setattr(streaming, "POLL_UNHEARD_S", 0.01)  # the hub of `_collect` never listens
     return calls
 
 
