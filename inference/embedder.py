@@ -1,7 +1,8 @@
 """The real text embedder: sentence-transformers with the configured model directory
 (AGENTMILL_EMBEDDING_MODEL, default the bundled all-MiniLM-L6-v2), loaded once per process.
 Memory stores its vectors (it satisfies `memory.embedder.NamedEmbedder`) and the inference
-server serves it at /v1/embeddings, so vectors from both agree."""
+server serves it at /v1/embeddings, so vectors from both agree (a search's own query vector
+may come from the model's int8 copy: `SentenceTransformerEmbedder.embed_query`)."""
 
 from __future__ import annotations
 

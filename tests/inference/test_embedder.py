@@ -38,13 +38,11 @@ def test_batching_does_not_change_vectors(embedder: SentenceTransformerEmbedder)
     assert np.allclose(together, alone, atol=1e-4)
 
 
-def test_a_query_runs_on_one_thread_and_the_callers_setting_is_kept(
-    embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _threads_of_each_encode(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record torch's intra-op thread count at each `model.encode` call."""
     import torch
 
     seen: list[int] = []
-    model = embedder._model()
     encode = model.encode
 
     def recording(*args: Any, **kwargs: Any) -> Any:
@@ -52,17 +50,30 @@ def test_a_query_runs_on_one_thread_and_the_callers_setting_is_kept(
         return encode(*args, **kwargs)
 
     monkeypatch.setattr(model, "encode", recording)
+    return seen
+
+
+def test_short_calls_and_queries_run_on_one_thread_and_the_callers_setting_is_kept(
+    embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    full = _threads_of_each_encode(embedder._model(), monkeypatch)
+    fast = _threads_of_each_encode(embedder._query_model(), monkeypatch)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         one = embedder.embed(["When did Melanie paint a sunrise?"])
         batch = embedder.embed([f"turn {i}" for i in range(SINGLE_THREAD_TEXTS + 1)])
+        query = embedder.embed_query("When did Melanie paint a sunrise?")
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-    assert seen == [1, 2]
+    assert full == [1, 2]
+    assert fast == [1]  # the query went through the int8 copy, on one thread
     assert one.shape == (1, 384)
     assert batch.shape == (SINGLE_THREAD_TEXTS + 1, 384)
+    assert query.shape == (384,)
 
 
 def test_the_identity_is_the_model_directory_not_its_place(tmp_path: Path) -> None:
@@ -137,27 +148,3 @@ def test_without_int8_queries_a_query_is_embedded_by_the_model_itself(tmp_path: 
     assert configured_embedder(Settings(home=tmp_path)).int8_queries
     query = QUESTIONS[0]
     assert np.allclose(plain.embed_query(query), plain.embed([query])[0], atol=1e-6)
-
-
-def test_a_query_through_the_int8_copy_runs_on_one_thread(
-    embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import torch
-
-    seen: list[int] = []
-    fast = embedder._query_model()
-    encode = fast.encode
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        seen.append(torch.get_num_threads())
-        return encode(*args, **kwargs)
-
-    monkeypatch.setattr(fast, "encode", recording)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        embedder.embed_query("When did Melanie paint a sunrise?")
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
-    assert seen == [1]
